@@ -1,0 +1,3 @@
+//! Micro-benchmark (placeholder while being written).
+
+fn main() {}

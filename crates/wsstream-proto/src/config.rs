@@ -1,0 +1,66 @@
+//! Limits and tunables of a [`Connection`](crate::Connection).
+
+/// Default message size limit: 64 MiB (the frame limit equals it by default).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// Default size of outgoing data frames: messages larger than this are fragmented.
+pub const DEFAULT_FRAME_SIZE: usize = 64 << 10;
+/// Default soft cap of the transmit buffer: data frames are accepted while it holds less.
+pub const DEFAULT_SEND_BUFFER: usize = 64 << 10;
+
+/// Engine configuration. Every field has a safe default; invalid values are rejected by
+/// [`Config::validate`] instead of panicking later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest message (after reassembly) accepted from the peer; larger ones fail the
+    /// connection with 1009 before anything is allocated for them.
+    pub max_message_size: usize,
+    /// Largest single frame accepted from the peer (1009 beyond). Defaults to the message
+    /// limit, so the two limits never disagree in a surprising way.
+    pub max_frame_size: usize,
+    /// Largest data frame this side sends; longer messages are split into continuation frames.
+    pub frame_size: usize,
+    /// Soft cap of encoded bytes waiting in the transmit buffer: [`Connection::wants_data`]
+    /// is false above it.
+    ///
+    /// [`Connection::wants_data`]: crate::Connection::wants_data
+    pub send_buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_frame_size: DEFAULT_MAX_MESSAGE_SIZE,
+            frame_size: DEFAULT_FRAME_SIZE,
+            send_buffer: DEFAULT_SEND_BUFFER,
+        }
+    }
+}
+
+/// Why a [`Config`] was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(&'static str);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks that every limit is usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.frame_size == 0 {
+            return Err(ConfigError("frame_size must be at least 1"));
+        }
+        if self.send_buffer == 0 {
+            return Err(ConfigError("send_buffer must be at least 1"));
+        }
+        if self.max_frame_size == 0 || self.max_message_size == 0 {
+            return Err(ConfigError("size limits must be at least 1"));
+        }
+        Ok(())
+    }
+}

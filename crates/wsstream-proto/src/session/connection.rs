@@ -1,0 +1,519 @@
+//! [`Connection`]: the sans-io WebSocket session after the opening handshake.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::event::Event;
+use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::codec::{HeaderRules, MaskSource, encode_frame, validate_header};
+use crate::config::Config;
+use crate::error::{ApiMisuse, ProtocolError};
+use crate::message::{Message, Utf8Bytes, Utf8Validator};
+use crate::role::Role;
+use crate::wire::{FrameHeader, HeaderParse, OpCode, mask};
+
+/// Extra room the control lane may use beyond the data cap of the transmit buffer.
+const CONTROL_SLACK: usize = 4 * 1024;
+
+/// The closing-handshake state (RFC 6455 §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Both directions open.
+    Open,
+    /// We sent a Close frame and wait for the peer's.
+    CloseSent,
+    /// The peer sent a Close frame; ours is queued (it is sent at once).
+    CloseReceived,
+    /// Both Close frames exchanged: the closing handshake is complete.
+    Closed,
+    /// We failed the connection (peer protocol violation); the transport should be closed.
+    Failed,
+}
+
+/// A WebSocket connection in either role, after the opening handshake.
+///
+/// Inputs: [`poll_event`](Self::poll_event) (bytes from the peer), [`send`](Self::send),
+/// [`close`](Self::close), [`ping`](Self::ping). Outputs: events from `poll_event` and
+/// bytes from [`take_transmit`](Self::take_transmit). Call `take_transmit` after every
+/// input: a ping or a close found on the read path queues its reply there.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    rsv_allowed: u8,
+    // Inbound.
+    frame: Option<InFrame>,
+    assembly: Option<Assembly>,
+    utf8: Utf8Validator,
+    need: usize,
+    // Outbound.
+    transmit: BytesMut,
+    outbound: Option<Outbound>,
+    pending_pong: Option<Bytes>,
+    masks: MaskSource,
+    // Closing handshake.
+    close_sent: bool,
+    close_received: Option<CloseFrame>,
+    failed: Option<ProtocolError>,
+    abandoned: bool,
+}
+
+/// The frame whose payload is arriving.
+#[derive(Debug)]
+struct InFrame {
+    header: FrameHeader,
+    op: OpCode,
+    /// Payload bytes at the front of the input already unmasked (and UTF-8 checked).
+    processed: usize,
+    text: bool,
+}
+
+/// A fragmented message being reassembled.
+#[derive(Debug)]
+struct Assembly {
+    text: bool,
+    buf: BytesMut,
+}
+
+/// An outbound message being framed into the transmit buffer.
+#[derive(Debug)]
+struct Outbound {
+    op: OpCode,
+    payload: Bytes,
+    offset: usize,
+    started: bool,
+}
+
+impl Connection {
+    /// A connection in the given role. Fails if the configuration is invalid.
+    pub fn new(role: Role, config: Config) -> Result<Self, crate::config::ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            role,
+            config,
+            rsv_allowed: 0,
+            frame: None,
+            assembly: None,
+            utf8: Utf8Validator::new(),
+            need: 2,
+            transmit: BytesMut::new(),
+            outbound: None,
+            pending_pong: None,
+            masks: MaskSource::new(),
+            close_sent: false,
+            close_received: None,
+            failed: None,
+            abandoned: false,
+        })
+    }
+
+    /// Our role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The closing-handshake state.
+    pub fn state(&self) -> State {
+        match (
+            self.failed.is_some(),
+            self.close_sent,
+            self.close_received.is_some(),
+        ) {
+            (true, _, _) => State::Failed,
+            (false, true, true) => State::Closed,
+            (false, true, false) => State::CloseSent,
+            (false, false, true) => State::CloseReceived,
+            (false, false, false) => State::Open,
+        }
+    }
+
+    /// The peer's Close frame, once received.
+    pub fn close_received(&self) -> Option<&CloseFrame> {
+        self.close_received.as_ref()
+    }
+
+    /// Whether we have queued our Close frame.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// The violation that made us fail the connection, if any.
+    pub fn failure(&self) -> Option<&ProtocolError> {
+        self.failed.as_ref()
+    }
+
+    /// Whether an outbound message was abandoned part-way because the closing handshake
+    /// started (data that was accepted but never fully sent: an unclean close, spec G4).
+    pub fn abandoned_data(&self) -> bool {
+        self.abandoned
+    }
+
+    /// At least this many more input bytes are needed before the next event can be
+    /// produced (a frame header or the rest of a payload). A runtime uses it to size reads.
+    pub fn read_hint(&self) -> usize {
+        self.need
+    }
+
+    /// Whether a message is still being framed into the transmit buffer.
+    pub fn message_in_progress(&self) -> bool {
+        self.outbound.is_some()
+    }
+
+    /// Whether a new message may be sent now: the closing handshake has not started, no
+    /// message is in progress, and the transmit buffer is below its cap. This is the
+    /// engine's backpressure signal.
+    pub fn wants_data(&self) -> bool {
+        !self.close_sent
+            && self.failed.is_none()
+            && self.outbound.is_none()
+            && self.transmit.len() < self.config.send_buffer
+    }
+
+    /// Bytes waiting in the transmit buffer.
+    pub fn transmit_len(&self) -> usize {
+        self.transmit.len()
+    }
+
+    /// Whether [`take_transmit`](Self::take_transmit) would return bytes.
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty() || self.pending_pong.is_some() || self.outbound.is_some()
+    }
+
+    /// Consumes bytes from the front of `input` and returns the next event, or `None` when
+    /// more input is needed. Complete frames are split off `input` without copying. After
+    /// the peer's Close frame or a failure, further input is discarded.
+    pub fn poll_event(&mut self, input: &mut BytesMut) -> Option<Event> {
+        loop {
+            if self.failed.is_some() || self.close_received.is_some() {
+                // RFC 6455 §5.5.1: nothing may follow a Close frame; after a failure we
+                // stop processing input (§7.1.7).
+                input.clear();
+                return None;
+            }
+            if self.frame.is_none() {
+                if let Err(e) = self.start_frame(input) {
+                    return Some(self.fail(e));
+                }
+                if self.frame.is_none() {
+                    return None;
+                }
+            }
+            match self.continue_frame(input) {
+                Ok(None) => return None,
+                Ok(Some(Some(event))) => return Some(event),
+                Ok(Some(None)) => {}
+                Err(e) => return Some(self.fail(e)),
+            }
+        }
+    }
+
+    /// Parses and validates the next header, if complete.
+    fn start_frame(&mut self, input: &mut BytesMut) -> Result<(), ProtocolError> {
+        let (header, len) = match FrameHeader::parse(input) {
+            HeaderParse::Incomplete(n) => {
+                self.need = n;
+                return Ok(());
+            }
+            HeaderParse::InvalidLength => return Err(ProtocolError::InvalidLength),
+            HeaderParse::Complete(header, len) => (header, len),
+        };
+        let rules = HeaderRules {
+            role: self.role,
+            rsv_allowed: self.rsv_allowed,
+            max_frame_size: self.config.max_frame_size,
+            in_message: self.assembly.is_some(),
+        };
+        let op = validate_header(&header, &rules)?;
+        let text = match op {
+            OpCode::Text => true,
+            OpCode::Continuation => self.assembly.as_ref().is_some_and(|a| a.text),
+            _ => false,
+        };
+        if !op.is_control() {
+            // The message limit is enforced on the declared length, before any byte of the
+            // payload is buffered for it.
+            let so_far = self.assembly.as_ref().map_or(0, |a| a.buf.len()) as u64;
+            let size = so_far + header.payload_len;
+            if size > self.config.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooLarge {
+                    size,
+                    limit: self.config.max_message_size,
+                });
+            }
+        }
+        if op == OpCode::Text {
+            self.utf8 = Utf8Validator::new();
+        }
+        input.advance(len);
+        self.frame = Some(InFrame {
+            header,
+            op,
+            processed: 0,
+            text,
+        });
+        Ok(())
+    }
+
+    /// Unmasks and validates newly arrived payload bytes; once the payload is complete,
+    /// handles the frame. `Ok(None)`: more input needed; `Ok(Some(None))`: frame consumed
+    /// without an event; `Ok(Some(Some(e)))`: an event.
+    fn continue_frame(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<Option<Event>>, ProtocolError> {
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(Some(None));
+        };
+        // validate_header bounded payload_len by max_frame_size (a usize) or by 125.
+        let len = usize::try_from(frame.header.payload_len).unwrap_or(usize::MAX);
+        let avail = input.len().min(len);
+        if avail > frame.processed {
+            let new = &mut input[frame.processed..avail];
+            if let Some(key) = frame.header.mask {
+                mask::mask(new, key, frame.processed);
+            }
+            // §8.1: fail as soon as invalid UTF-8 is seen, even mid-frame.
+            if frame.text && self.utf8.feed(new).is_err() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            frame.processed = avail;
+        }
+        if avail < len {
+            self.need = len - avail;
+            return Ok(None);
+        }
+        self.need = 2;
+        let Some(frame) = self.frame.take() else {
+            return Ok(Some(None));
+        };
+        let fin = frame.header.fin;
+        match frame.op {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if fin && self.assembly.is_none() {
+                    // An unfragmented message: the payload is split off without a copy.
+                    let payload = input.split_to(len).freeze();
+                    return Ok(Some(Some(Event::Message(
+                        self.finish_message(frame.text, payload)?,
+                    ))));
+                }
+                let assembly = self.assembly.get_or_insert_with(|| Assembly {
+                    text: frame.op == OpCode::Text,
+                    buf: BytesMut::new(),
+                });
+                assembly.buf.extend_from_slice(&input[..len]);
+                input.advance(len);
+                if !fin {
+                    return Ok(Some(None));
+                }
+                let Some(assembly) = self.assembly.take() else {
+                    return Ok(Some(None));
+                };
+                let message = self.finish_message(assembly.text, assembly.buf.freeze())?;
+                Ok(Some(Some(Event::Message(message))))
+            }
+            OpCode::Ping => {
+                let payload = input.split_to(len).freeze();
+                // §5.5.2/§5.5.3: answer with a pong carrying the same payload; if several
+                // pings are pending, answering only the most recent is allowed.
+                if !self.close_sent {
+                    self.pending_pong = Some(payload.clone());
+                    self.flush_control();
+                }
+                Ok(Some(Some(Event::Ping(payload))))
+            }
+            OpCode::Pong => Ok(Some(Some(Event::Pong(input.split_to(len).freeze())))),
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&input[..len])?;
+                input.advance(len);
+                self.close_received = Some(frame.clone());
+                if !self.close_sent {
+                    // §5.5.1: reply with a Close frame, echoing the status code.
+                    self.abandon_outbound();
+                    self.pending_pong = None;
+                    self.queue_close(&frame);
+                }
+                Ok(Some(Some(Event::Close(frame))))
+            }
+        }
+    }
+
+    fn finish_message(&mut self, text: bool, payload: Bytes) -> Result<Message, ProtocolError> {
+        if text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Message::Text(Utf8Bytes::from_validated(payload)))
+        } else {
+            Ok(Message::Binary(payload))
+        }
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): queue a Close frame with the error's code
+    /// unless one was sent, and stop processing input.
+    fn fail(&mut self, error: ProtocolError) -> Event {
+        self.frame = None;
+        self.assembly = None;
+        if !self.close_sent {
+            self.abandon_outbound();
+            self.pending_pong = None;
+            let mut reason = error.to_string();
+            truncate_at_char_boundary(&mut reason, MAX_REASON_LEN);
+            self.queue_close(&CloseFrame {
+                code: Some(error.close_code()),
+                reason: reason.into(),
+            });
+        }
+        self.failed = Some(error.clone());
+        Event::Failed(error)
+    }
+
+    fn abandon_outbound(&mut self) {
+        if self.outbound.take().is_some() {
+            self.abandoned = true;
+        }
+    }
+
+    fn queue_close(&mut self, frame: &CloseFrame) {
+        let mut body = BytesMut::with_capacity(frame.encoded_len());
+        frame.emit(&mut body);
+        let key = self.next_key();
+        encode_frame(&mut self.transmit, true, 0, OpCode::Close, &body, key);
+        self.close_sent = true;
+    }
+
+    fn next_key(&mut self) -> Option<[u8; 4]> {
+        self.role.masks_outgoing().then(|| self.masks.next_key())
+    }
+
+    /// Starts sending `message`. It is framed into the transmit buffer at once as far as
+    /// the buffer's cap allows, and the rest as the buffer drains
+    /// ([`message_in_progress`](Self::message_in_progress) tells when it is all queued).
+    pub fn send(&mut self, message: Message) -> Result<(), ApiMisuse> {
+        if self.close_sent || self.failed.is_some() {
+            // §5.5.1: no data frames after a Close frame.
+            return Err(ApiMisuse::SendAfterClose);
+        }
+        if self.outbound.is_some() {
+            return Err(ApiMisuse::MessageInProgress);
+        }
+        let op = if message.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
+        self.outbound = Some(Outbound {
+            op,
+            payload: message.into_bytes(),
+            offset: 0,
+            started: false,
+        });
+        self.pump();
+        Ok(())
+    }
+
+    /// Sends a ping with `payload` (at most 125 bytes, RFC 6455 §5.5).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), ApiMisuse> {
+        if self.close_sent || self.failed.is_some() {
+            return Err(ApiMisuse::SendAfterClose);
+        }
+        if payload.len() > 125 {
+            return Err(ApiMisuse::PingTooLong(payload.len()));
+        }
+        let key = self.next_key();
+        encode_frame(&mut self.transmit, true, 0, OpCode::Ping, payload, key);
+        Ok(())
+    }
+
+    /// Starts the closing handshake with an optional code and reason (RFC 6455 §7.1.2).
+    /// A message still in progress is abandoned (no data frame may follow a Close frame).
+    /// Does nothing if a Close frame was already sent.
+    pub fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<(), ApiMisuse> {
+        if let Some(code) = code {
+            if !code.is_valid_on_wire() {
+                return Err(ApiMisuse::InvalidCloseCode(code.0));
+            }
+        } else if !reason.is_empty() {
+            // §5.5.1: a reason may only follow a status code.
+            return Err(ApiMisuse::InvalidCloseCode(0));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(ApiMisuse::CloseReasonTooLong(reason.len()));
+        }
+        if self.close_sent || self.failed.is_some() {
+            return Ok(());
+        }
+        self.abandon_outbound();
+        self.pending_pong = None;
+        self.queue_close(&CloseFrame {
+            code,
+            reason: reason.into(),
+        });
+        Ok(())
+    }
+
+    /// Takes the bytes to write to the transport: control frames first, then data frames,
+    /// then refills the buffer from a message in progress (so its write can complete while
+    /// these bytes are written). `None` when there is nothing to send.
+    pub fn take_transmit(&mut self) -> Option<BytesMut> {
+        self.pump();
+        if self.transmit.is_empty() {
+            return None;
+        }
+        let out = self.transmit.split();
+        self.pump();
+        Some(out)
+    }
+
+    fn flush_control(&mut self) {
+        if self.transmit.len() < self.config.send_buffer + CONTROL_SLACK {
+            if let Some(payload) = self.pending_pong.take() {
+                let key = self.next_key();
+                encode_frame(&mut self.transmit, true, 0, OpCode::Pong, &payload, key);
+            }
+        }
+    }
+
+    /// Frames as much of the message in progress as the transmit buffer's cap allows.
+    fn pump(&mut self) {
+        self.flush_control();
+        while self.transmit.len() < self.config.send_buffer {
+            let Some(out) = self.outbound.as_mut() else {
+                break;
+            };
+            let remaining = out.payload.len() - out.offset;
+            let chunk = remaining.min(self.config.frame_size);
+            let fin = chunk == remaining;
+            let op = if out.started {
+                OpCode::Continuation
+            } else {
+                out.op
+            };
+            let key = self.role.masks_outgoing().then(|| self.masks.next_key());
+            encode_frame(
+                &mut self.transmit,
+                fin,
+                0,
+                op,
+                &out.payload[out.offset..out.offset + chunk],
+                key,
+            );
+            out.offset += chunk;
+            out.started = true;
+            if fin {
+                self.outbound = None;
+            }
+        }
+    }
+}
+
+fn truncate_at_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+}

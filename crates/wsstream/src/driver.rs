@@ -1,0 +1,376 @@
+//! The per-connection driver: the only code that touches both the socket and the stream
+//! state. One task per connection runs it; it reads the socket only while the readable
+//! has room, writes the engine's transmit buffer, and runs the closing handshake timers.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWrite;
+use tokio::time::Sleep;
+use wsstream_proto::{Event, Role, State};
+
+use crate::WebSocketCloseInfo;
+use crate::error::{AbortReason, ConnectionError, StreamError, WebSocketError};
+use crate::shared::{Inner, Phase, ReadState, Shared};
+use crate::transport::Transport;
+
+/// Smallest read buffer; it doubles while reads fill it, up to [`MAX_READ_SIZE`].
+const MIN_READ_SIZE: usize = 4 * 1024;
+const MAX_READ_SIZE: usize = 64 * 1024;
+/// Largest amount reserved ahead of data for a big frame; beyond it the buffer grows as
+/// bytes arrive, so a peer announcing a huge frame cannot make us allocate it up front.
+const MAX_EAGER_RESERVE: usize = 1 << 20;
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    io: Transport,
+    role: Role,
+    rbuf: BytesMut,
+    read_size: usize,
+    wbuf: Option<BytesMut>,
+    eof: bool,
+    shutdown: bool,
+    close_timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    timed_out: bool,
+    io_error: Option<io::Error>,
+}
+
+/// Why the connection ended uncleanly, exposed as the WebSocketError's `source()`.
+#[derive(Debug)]
+pub(crate) enum CloseCause {
+    Io(io::Error),
+    Protocol(wsstream_proto::ProtocolError),
+    Timeout,
+    Eof,
+    UnsentData,
+}
+
+impl std::fmt::Display for CloseCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "transport error: {e}"),
+            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Timeout => f.write_str("the peer did not complete the closing handshake in time"),
+            Self::Eof => f.write_str("the connection was closed without a closing handshake"),
+            Self::UnsentData => f.write_str("the connection closed with data still unsent"),
+        }
+    }
+}
+
+impl std::error::Error for CloseCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        io: Transport,
+        leftover: BytesMut,
+        role: Role,
+        close_timeout: Duration,
+    ) -> Self {
+        Self {
+            shared,
+            io,
+            role,
+            rbuf: leftover,
+            read_size: MIN_READ_SIZE,
+            wbuf: None,
+            eof: false,
+            shutdown: false,
+            close_timeout,
+            timer: None,
+            timed_out: false,
+            io_error: None,
+        }
+    }
+
+    /// Decodes everything in the read buffer into the readable queue. Complete messages
+    /// are slices of the buffer (no copy), so this holds no memory beyond the buffer.
+    fn process_input(rbuf: &mut BytesMut, inner: &mut Inner) {
+        let Some(conn) = inner.conn.as_mut() else {
+            return;
+        };
+        let mut events = Vec::new();
+        while let Some(event) = conn.poll_event(rbuf) {
+            let stop = matches!(event, Event::Close(_) | Event::Failed(_));
+            events.push(event);
+            if stop {
+                break;
+            }
+        }
+        let mut got_message = false;
+        for event in events {
+            match event {
+                Event::Message(message) => {
+                    // B27: a message arriving after we started closing is discarded.
+                    if matches!(inner.read_state, ReadState::Open) && !inner.local_close {
+                        inner.read_queue.push_back(message);
+                        got_message = true;
+                    }
+                }
+                Event::Close(_) => {
+                    // The peer's Close: no more messages (B31), and no more writes: pending
+                    // ones fail with InvalidStateError (B39, B43; Chromium closes both
+                    // streams here, before TCP closes).
+                    inner.close_readable();
+                    inner.error_writable(StreamError::invalid_state(
+                        "the peer closed the WebSocketStream",
+                    ));
+                }
+                Event::Failed(_) | Event::Ping(_) | Event::Pong(_) => {}
+            }
+        }
+        if got_message {
+            inner.wake_reader();
+        }
+    }
+
+    fn start_timer(&mut self) {
+        if self.timer.is_none() {
+            self.timer = Some(Box::pin(tokio::time::sleep(self.close_timeout)));
+        }
+    }
+
+    /// Settles everything: streams, `closed`. Called once, when the transport is done.
+    fn finish(&mut self) {
+        let shared = self.shared.clone();
+        let mut inner = shared.lock();
+        inner.phase = Phase::Closed;
+        let transmitted =
+            self.wbuf.is_none() && !inner.conn.as_ref().is_some_and(|c| c.has_transmit());
+        let Some(conn) = inner.conn.as_ref() else {
+            return;
+        };
+        let received = conn.close_received().cloned();
+        let failure = conn.failure().cloned();
+        let close_sent = conn.close_sent();
+        let unsent = inner.unsent_data || conn.abandoned_data() || inner.pending_writes() > 0;
+        let clean = received.is_some() && close_sent && transmitted && failure.is_none() && !unsent;
+        let code = received.as_ref().map_or(1006, |f| f.reported_code().0);
+        let reason = received
+            .as_ref()
+            .map(|f| f.reason.to_string())
+            .unwrap_or_default();
+        if clean {
+            inner.close_readable();
+            inner.error_writable(StreamError::invalid_state("the WebSocketStream is closed"));
+            drop(inner);
+            shared.closed.settle(Ok(WebSocketCloseInfo {
+                close_code: Some(code),
+                reason,
+            }));
+            return;
+        }
+        let cause = if let Some(e) = failure {
+            CloseCause::Protocol(e)
+        } else if let Some(e) = self.io_error.take() {
+            CloseCause::Io(e)
+        } else if unsent && received.is_some() {
+            CloseCause::UnsentData
+        } else if self.timed_out {
+            CloseCause::Timeout
+        } else {
+            CloseCause::Eof
+        };
+        let source: AbortReason = Arc::new(cause);
+        let error = Arc::new(WebSocketError::from_connection(
+            "WebSocket was not cleanly closed",
+            Some(code),
+            reason,
+            Some(source),
+        ));
+        inner.error_readable(StreamError::WebSocket(error.clone()));
+        inner.error_writable(StreamError::WebSocket(error.clone()));
+        drop(inner);
+        shared.closed.settle(Err(ConnectionError::WebSocket(error)));
+    }
+
+    /// One round of work; returns whether anything progressed and whether we are done.
+    fn poll_once(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
+        let mut progress = false;
+        let read_allowed;
+        let state;
+        {
+            let shared = self.shared.clone();
+            let mut inner = shared.lock();
+            inner.driver_notified = false;
+            if !inner
+                .driver_waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                inner.driver_waker = Some(cx.waker().clone());
+            }
+            if inner.abandoned && inner.conn.as_ref().is_some_and(|c| !c.close_sent()) {
+                // B71: every handle is gone: start a closing handshake without status.
+                inner.start_close(None, "");
+            }
+            inner.advance_writes();
+            if self.wbuf.is_none() {
+                if let Some(chunk) = inner.conn.as_mut().and_then(|c| c.take_transmit()) {
+                    inner.tx_taken += chunk.len() as u64;
+                    self.wbuf = Some(chunk);
+                    inner.advance_writes();
+                }
+            }
+            let Some(conn) = inner.conn.as_ref() else {
+                return (false, true);
+            };
+            state = conn.state();
+            let hint = conn.read_hint();
+            let queue_room =
+                inner.read_queue.is_empty() || !matches!(inner.read_state, ReadState::Open);
+            read_allowed = !self.eof && queue_room && state != State::Failed;
+            if read_allowed {
+                let want = self
+                    .read_size
+                    .max(hint.min(MAX_EAGER_RESERVE.max(self.rbuf.len())));
+                if self.rbuf.capacity() - self.rbuf.len() < want.min(self.read_size)
+                    || self.rbuf.len() + hint > self.rbuf.capacity()
+                {
+                    self.rbuf.reserve(want);
+                }
+            }
+        }
+
+        // Write.
+        if let Some(buf) = self.wbuf.as_mut() {
+            match Pin::new(&mut self.io).poll_write(cx, buf) {
+                Poll::Ready(Ok(0)) => {
+                    self.io_error = Some(io::ErrorKind::WriteZero.into());
+                    return (true, true);
+                }
+                Poll::Ready(Ok(n)) => {
+                    buf.advance(n);
+                    progress = true;
+                    if buf.is_empty() {
+                        self.wbuf = None;
+                    }
+                    let mut inner = self.shared.lock();
+                    inner.tx_written += n as u64;
+                    if inner.tx_written == inner.tx_taken {
+                        inner.wake_writers();
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    self.io_error = Some(e);
+                    return (true, true);
+                }
+                Poll::Pending => {}
+            }
+        }
+
+        // Read.
+        if read_allowed {
+            let spare = self.rbuf.capacity() - self.rbuf.len();
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                Poll::Ready(Ok(0)) => {
+                    self.eof = true;
+                    progress = true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    progress = true;
+                    if n == spare && self.read_size < MAX_READ_SIZE {
+                        self.read_size *= 2;
+                    }
+                    let shared = self.shared.clone();
+                    let mut inner = shared.lock();
+                    Self::process_input(&mut self.rbuf, &mut inner);
+                    inner.advance_writes();
+                }
+                Poll::Ready(Err(e)) => {
+                    self.io_error = Some(e);
+                    return (true, true);
+                }
+                Poll::Pending => {}
+            }
+        }
+
+        // Closing handshake and termination.
+        let state = {
+            let inner = self.shared.lock();
+            inner.conn.as_ref().map_or(state, |c| c.state())
+        };
+        let transmitted = self.wbuf.is_none()
+            && !self
+                .shared
+                .lock()
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.has_transmit());
+        match state {
+            State::Open | State::CloseReceived => {
+                if self.eof {
+                    return (progress, true);
+                }
+            }
+            State::CloseSent => {
+                self.start_timer();
+                if self.eof {
+                    return (progress, true);
+                }
+            }
+            State::Closed | State::Failed => {
+                if transmitted {
+                    if state == State::Failed || self.role == Role::Server || self.eof {
+                        // RFC 6455 §7.1.1: the server closes TCP first; a failed
+                        // connection is closed at once.
+                        return (progress, true);
+                    }
+                    // The client waits for the server to close TCP (§7.1.1), bounded by
+                    // the close timeout; shutting down our write side tells it we are done.
+                    if !self.shutdown {
+                        match Pin::new(&mut self.io).poll_shutdown(cx) {
+                            Poll::Ready(_) => {
+                                self.shutdown = true;
+                                progress = true;
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                }
+                self.start_timer();
+                if self.eof {
+                    return (progress, true);
+                }
+            }
+        }
+        if let Some(timer) = self.timer.as_mut() {
+            if timer.as_mut().poll(cx).is_ready() {
+                self.timed_out = true;
+                return (true, true);
+            }
+        }
+        (progress, false)
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let (progress, done) = this.poll_once(cx);
+            if done {
+                this.finish();
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The server side: accept a WebSocket upgrade on any byte stream and get the same
+//! [`WebSocketStream`] API, in the server role.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (tcp, _) = listener.accept().await?;
+//! let upgrade = wsstream::server::read_request(tcp).await?;
+//! println!("path: {}", upgrade.request().resource);
+//! let wss = upgrade.accept(None, wsstream::server::ServerOptions::default()).await?;
+//! let info = wss.opened().await?;
+//! # let _ = info; Ok(()) }
+//! ```
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsstream_proto::handshake::{HandshakeRequest, RequestError, parse_request, reject_response};
+use wsstream_proto::{Connection, Role};
+
+use crate::WebSocketStream;
+use crate::driver::Driver;
+use crate::options::DEFAULT_CLOSE_TIMEOUT;
+use crate::shared::{OpenState, Phase, Shared};
+use crate::transport::{AsyncIo, Transport};
+
+pub use wsstream_proto::handshake::HandshakeRequest as Request;
+
+/// Limits of a server-side connection.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest message accepted (and frame); default 64 MiB.
+    pub max_message_size: usize,
+    /// How long to wait for the client's Close frame after ours; default 30 s.
+    pub close_timeout: Duration,
+    /// Cap of encoded outgoing bytes waiting for the socket; default 64 KiB.
+    pub send_buffer_size: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_message_size: wsstream_proto::config::DEFAULT_MAX_MESSAGE_SIZE,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
+        }
+    }
+}
+
+/// Why an upgrade failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// The request was not a valid WebSocket upgrade; the 400/426/431 response has been
+    /// sent.
+    Request(RequestError),
+    /// The client closed the connection before sending a complete request.
+    Closed,
+    /// Invalid [`ServerOptions`].
+    Config(wsstream_proto::config::ConfigError),
+}
+
+impl std::fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "I/O error during the upgrade: {e}"),
+            Self::Request(e) => write!(f, "bad upgrade request: {e}"),
+            Self::Closed => f.write_str("the client closed the connection before the upgrade"),
+            Self::Config(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AcceptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Request(e) => Some(e),
+            Self::Config(e) => Some(e),
+            Self::Closed => None,
+        }
+    }
+}
+
+impl From<io::Error> for AcceptError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// A parsed upgrade request, not yet answered: inspect it, then
+/// [`accept`](Self::accept) or [`reject`](Self::reject).
+pub struct UpgradeRequest<S> {
+    io: S,
+    request: HandshakeRequest,
+    leftover: BytesMut,
+}
+
+impl<S> std::fmt::Debug for UpgradeRequest<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeRequest")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads and validates an upgrade request (RFC 6455 §4.2.1). An invalid request is
+/// answered with the proper error response before this returns `Err`.
+pub async fn read_request<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, AcceptError> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if io.read_buf(&mut buf).await? == 0 {
+            return Err(AcceptError::Closed);
+        }
+        match parse_request(&buf) {
+            Ok(Some((request, head))) => {
+                let _ = buf.split_to(head);
+                return Ok(UpgradeRequest {
+                    io,
+                    request,
+                    leftover: buf,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                io.write_all(e.response()).await?;
+                let _ = io.shutdown().await;
+                return Err(AcceptError::Request(e));
+            }
+        }
+    }
+}
+
+/// Accepts an upgrade without a subprotocol: [`read_request`] then
+/// [`UpgradeRequest::accept`].
+pub async fn accept<S: AsyncIo>(
+    io: S,
+    options: ServerOptions,
+) -> Result<WebSocketStream, AcceptError> {
+    read_request(io).await?.accept(None, options).await
+}
+
+impl<S: AsyncIo> UpgradeRequest<S> {
+    /// The request.
+    pub fn request(&self) -> &HandshakeRequest {
+        &self.request
+    }
+
+    /// Sends the 101 response with `protocol` (which should be one the client offered)
+    /// and returns a server-role stream whose `opened` is already resolved.
+    pub async fn accept(
+        mut self,
+        protocol: Option<&str>,
+        options: ServerOptions,
+    ) -> Result<WebSocketStream, AcceptError> {
+        let config = wsstream_proto::Config {
+            max_message_size: options.max_message_size,
+            max_frame_size: options.max_message_size,
+            send_buffer: options.send_buffer_size.max(1),
+            ..Default::default()
+        };
+        let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
+        let response = self.request.accept(protocol, None, &[]);
+        self.io.write_all(&response).await?;
+        let url = format!("ws://{}{}", self.request.host, self.request.resource);
+        let shared = Shared::new(url, Phase::Open, Some(conn));
+        shared.opened.settle(Ok(OpenState {
+            protocol: protocol.unwrap_or_default().to_owned(),
+            extensions: String::new(),
+        }));
+        let stream = WebSocketStream::from_shared(shared.clone());
+        let driver = Driver::new(
+            shared,
+            Transport::Other(Box::new(self.io)),
+            self.leftover,
+            Role::Server,
+            options.close_timeout,
+        );
+        tokio::spawn(driver);
+        Ok(stream)
+    }
+
+    /// Refuses the upgrade with a plain HTTP response (e.g. 404) and closes the stream.
+    pub async fn reject(mut self, status: u16, reason: &str, body: &str) -> io::Result<()> {
+        self.io
+            .write_all(&reject_response(status, reason, body))
+            .await?;
+        self.io.shutdown().await
+    }
+
+    /// The underlying stream, for a caller that answers the request itself.
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+}

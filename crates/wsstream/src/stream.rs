@@ -1,0 +1,206 @@
+//! [`WebSocketStream`]: the promise-shaped handle (`url`, `opened`, `closed`, `close`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::error::{ConnectionError, DomException, validate_close_info};
+use crate::options::WebSocketStreamOptions;
+use crate::promise::Wait;
+use crate::shared::{Handle, OpenState, Phase, Shared};
+use crate::streams::{WebSocketReadable, WebSocketWritable};
+
+/// What `opened` resolves with (B19).
+#[derive(Clone, Debug)]
+pub struct WebSocketOpenInfo {
+    /// The incoming messages.
+    pub readable: WebSocketReadable,
+    /// The outgoing messages.
+    pub writable: WebSocketWritable,
+    /// The negotiated extensions (`Sec-WebSocket-Extensions`), `""` if none.
+    pub extensions: String,
+    /// The negotiated subprotocol, `""` if none.
+    pub protocol: String,
+}
+
+/// A close code and reason: the argument of [`WebSocketStream::close`] and the value
+/// `closed` resolves with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebSocketCloseInfo {
+    /// The close code. As an argument: `None` sends no code (or 1000 with a reason). As a
+    /// result: always `Some` (1005 when the peer's Close frame had no code).
+    pub close_code: Option<u16>,
+    /// The close reason (at most 123 bytes of UTF-8 as an argument).
+    pub reason: String,
+}
+
+/// The browser's `WebSocketStream`, on tokio. Cheap to clone; clones are the same
+/// connection.
+///
+/// Construction validates the URL and options synchronously and returns at once; a
+/// background task connects. [`opened`](Self::opened) and [`closed`](Self::closed) are
+/// shared futures that settle whether or not anyone reads or writes.
+#[derive(Clone)]
+pub struct WebSocketStream {
+    handle: Handle,
+}
+
+impl std::fmt::Debug for WebSocketStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketStream")
+            .field("url", &self.url())
+            .finish()
+    }
+}
+
+impl WebSocketStream {
+    /// `new WebSocketStream(url, options)`: parses `url` (http/https map to ws/wss),
+    /// validates the subprotocols, then connects in the background (B1–B11).
+    ///
+    /// Fails with a `SyntaxError` for a bad URL, scheme, fragment or protocol list; with
+    /// an `InvalidStateError` when called outside a tokio runtime. A signal that is already
+    /// aborted makes `opened` and `closed` fail with its reason and nothing is sent (B10).
+    pub fn new(url: &str, options: WebSocketStreamOptions) -> Result<Self, DomException> {
+        let url = crate::url::parse_url(url)?;
+        crate::url::validate_protocols(&options.protocols)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            DomException::invalid_state(
+                "WebSocketStream::new must be called within a tokio runtime",
+            )
+        })?;
+        let shared = Shared::new(url.to_string(), Phase::Connecting, None);
+        let stream = Self {
+            handle: Handle::new(shared.clone()),
+        };
+        if let Some(reason) = options.signal.as_ref().and_then(crate::AbortSignal::reason) {
+            shared.lock().phase = Phase::Closed;
+            shared
+                .opened
+                .settle(Err(ConnectionError::Aborted(reason.clone())));
+            shared.closed.settle(Err(ConnectionError::Aborted(reason)));
+            return Ok(stream);
+        }
+        runtime.spawn(crate::client::run(shared, url, options));
+        Ok(stream)
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self {
+            handle: Handle::new(shared),
+        }
+    }
+
+    /// The URL, serialised after parsing (B14).
+    pub fn url(&self) -> &str {
+        &self.handle.url
+    }
+
+    /// `opened`: resolves with the streams, protocol and extensions once the handshake
+    /// succeeds; fails with a WebSocketError without code (B21) or the abort reason.
+    pub fn opened(&self) -> Opened {
+        Opened {
+            wait: Wait {
+                promise: self.handle.opened.clone(),
+            },
+            shared: self.handle.shared.clone(),
+        }
+    }
+
+    /// `closed`: resolves with the close code and reason of a clean close; fails with a
+    /// WebSocketError (code 1006 when no Close frame arrived) or the abort reason.
+    pub fn closed(&self) -> Closed {
+        Closed {
+            wait: Wait {
+                promise: self.handle.closed.clone(),
+            },
+        }
+    }
+
+    /// `close(closeInfo)` (B44–B49): validates the code (1000 or 3000–4999, else
+    /// `InvalidAccessError`) and then the reason (at most 123 bytes, else `SyntaxError`),
+    /// then starts the closing handshake — or, during the opening handshake, fails the
+    /// connection (B23). The outcome is observed through [`closed`](Self::closed).
+    pub fn close(&self, info: WebSocketCloseInfo) -> Result<(), DomException> {
+        let code = validate_close_info(&info)?;
+        let mut inner = self.handle.lock();
+        match inner.phase {
+            Phase::Connecting => {
+                inner.interrupted = true;
+                drop(inner);
+                self.handle.interrupt.notify_one();
+            }
+            Phase::Open => inner.start_close(code, &info.reason),
+            Phase::Closed => {}
+        }
+        Ok(())
+    }
+}
+
+/// The future of [`WebSocketStream::opened`]. Cloneable; every clone settles the same way.
+pub struct Opened {
+    wait: Wait<Result<OpenState, ConnectionError>>,
+    shared: Arc<Shared>,
+}
+
+impl Clone for Opened {
+    fn clone(&self) -> Self {
+        Self {
+            wait: Wait {
+                promise: self.wait.promise.clone(),
+            },
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened").finish_non_exhaustive()
+    }
+}
+
+impl Future for Opened {
+    type Output = Result<WebSocketOpenInfo, ConnectionError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.wait).poll(cx) {
+            Poll::Ready(Ok(state)) => Poll::Ready(Ok(WebSocketOpenInfo {
+                readable: WebSocketReadable::new(Handle::new(this.shared.clone())),
+                writable: WebSocketWritable::new(Handle::new(this.shared.clone())),
+                extensions: state.extensions,
+                protocol: state.protocol,
+            })),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The future of [`WebSocketStream::closed`]. Cloneable; every clone settles the same way.
+pub struct Closed {
+    wait: Wait<Result<WebSocketCloseInfo, ConnectionError>>,
+}
+
+impl Clone for Closed {
+    fn clone(&self) -> Self {
+        Self {
+            wait: Wait {
+                promise: self.wait.promise.clone(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Closed").finish_non_exhaustive()
+    }
+}
+
+impl Future for Closed {
+    type Output = Result<WebSocketCloseInfo, ConnectionError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().wait).poll(cx)
+    }
+}

@@ -1,0 +1,7 @@
+//! The readable and writable streams of an open WebSocketStream.
+
+mod readable;
+mod writable;
+
+pub use readable::{WebSocketReadable, WebSocketReader};
+pub use writable::{FlushFuture, WebSocketWritable, WebSocketWriter, WriteFuture};

@@ -78,6 +78,7 @@ log "runner finished with status $RUNNER_RC after $(( $(date +%s) - T0 ))s"
 
 case "$RUNNER_RC" in
   0) ;;
+  130|143) log "interrupted" ;;
   2) log "setup problem in the runner (Python 2.7 / install / port / server start): see its messages above" ;;
   *) log "the runner's verdict failed (client exit status, missing or failed cases): see above" ;;
 esac

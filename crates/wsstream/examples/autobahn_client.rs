@@ -69,14 +69,18 @@ async fn echo(url: &str) -> Result<(), BoxError> {
     echoed
 }
 
+/// Logs an error with the causes its message does not already spell out.
 fn log_error(what: &str, err: &(dyn Error + 'static)) {
-    eprint!("autobahn_client: {what}: {err}");
+    let mut msg = format!("autobahn_client: {what}: {err}");
     let mut source = err.source();
     while let Some(cause) = source {
-        eprint!(": {cause}");
+        let cause_msg = cause.to_string();
+        if !msg.contains(&cause_msg) {
+            msg = format!("{msg}: {cause_msg}");
+        }
         source = cause.source();
     }
-    eprintln!();
+    eprintln!("{msg}");
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -12,11 +12,11 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio::time::Sleep;
-use wsstream_proto::{Event, Role, State};
+use wsstream_proto::{Role, State};
 
 use crate::WebSocketCloseInfo;
 use crate::error::{AbortReason, ConnectionError, StreamError, WebSocketError};
-use crate::shared::{Inner, Phase, ReadState, Shared};
+use crate::shared::{Phase, ReadState, Shared};
 use crate::transport::Transport;
 
 /// Smallest read buffer; it doubles while reads fill it, up to [`MAX_READ_SIZE`].
@@ -30,7 +30,6 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     io: Transport,
     role: Role,
-    rbuf: BytesMut,
     read_size: usize,
     wbuf: Option<BytesMut>,
     eof: bool,
@@ -81,11 +80,15 @@ impl Driver {
         role: Role,
         close_timeout: Duration,
     ) -> Self {
+        {
+            let mut inner = shared.lock();
+            inner.needs_input = leftover.is_empty();
+            inner.rbuf = leftover;
+        }
         Self {
             shared,
             io,
             role,
-            rbuf: leftover,
             read_size: MIN_READ_SIZE,
             wbuf: None,
             eof: false,
@@ -94,47 +97,6 @@ impl Driver {
             timer: None,
             timed_out: false,
             io_error: None,
-        }
-    }
-
-    /// Decodes everything in the read buffer into the readable queue. Complete messages
-    /// are slices of the buffer (no copy), so this holds no memory beyond the buffer.
-    fn process_input(rbuf: &mut BytesMut, inner: &mut Inner) {
-        let Some(conn) = inner.conn.as_mut() else {
-            return;
-        };
-        let mut events = Vec::new();
-        while let Some(event) = conn.poll_event(rbuf) {
-            let stop = matches!(event, Event::Close(_) | Event::Failed(_));
-            events.push(event);
-            if stop {
-                break;
-            }
-        }
-        let mut got_message = false;
-        for event in events {
-            match event {
-                Event::Message(message) => {
-                    // B27: a message arriving after we started closing is discarded.
-                    if matches!(inner.read_state, ReadState::Open) && !inner.local_close {
-                        inner.read_queue.push_back(message);
-                        got_message = true;
-                    }
-                }
-                Event::Close(_) => {
-                    // The peer's Close: no more messages (B31), and no more writes: pending
-                    // ones fail with InvalidStateError (B39, B43; Chromium closes both
-                    // streams here, before TCP closes).
-                    inner.close_readable();
-                    inner.error_writable(StreamError::invalid_state(
-                        "the peer closed the WebSocketStream",
-                    ));
-                }
-                Event::Failed(_) | Event::Ping(_) | Event::Pong(_) => {}
-            }
-        }
-        if got_message {
-            inner.wake_reader();
         }
     }
 
@@ -201,6 +163,7 @@ impl Driver {
     /// One round of work; returns whether anything progressed and whether we are done.
     fn poll_once(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
         let mut progress = false;
+        let mut rbuf = BytesMut::new();
         let read_allowed;
         let state;
         {
@@ -231,17 +194,26 @@ impl Driver {
             };
             state = conn.state();
             let hint = conn.read_hint();
+            // Hand the next buffered message to the readable if its queue is empty (this
+            // also decodes the bytes that arrived with the handshake response).
+            if inner.read_queue.is_empty() && !inner.needs_input {
+                if let Some(message) = inner.decode_next() {
+                    inner.read_queue.push_back(message);
+                    inner.wake_reader();
+                }
+                inner.advance_writes();
+            }
             let queue_room =
                 inner.read_queue.is_empty() || !matches!(inner.read_state, ReadState::Open);
-            read_allowed = !self.eof && queue_room && state != State::Failed;
+            read_allowed = !self.eof && queue_room && inner.needs_input && state != State::Failed;
             if read_allowed {
+                rbuf = std::mem::take(&mut inner.rbuf);
                 let want = self
                     .read_size
-                    .max(hint.min(MAX_EAGER_RESERVE.max(self.rbuf.len())));
-                if self.rbuf.capacity() - self.rbuf.len() < want.min(self.read_size)
-                    || self.rbuf.len() + hint > self.rbuf.capacity()
-                {
-                    self.rbuf.reserve(want);
+                    .max(hint.min(MAX_EAGER_RESERVE.max(rbuf.len())));
+                let spare = rbuf.capacity() - rbuf.len();
+                if spare < self.read_size.min(want) || spare < hint {
+                    rbuf.reserve(want);
                 }
             }
         }
@@ -273,10 +245,14 @@ impl Driver {
             }
         }
 
-        // Read.
+        // Read (the buffer was taken out of the shared state for the duration).
         if read_allowed {
-            let spare = self.rbuf.capacity() - self.rbuf.len();
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            let spare = rbuf.capacity() - rbuf.len();
+            let result = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut rbuf);
+            let shared = self.shared.clone();
+            let mut inner = shared.lock();
+            inner.rbuf = rbuf;
+            match result {
                 Poll::Ready(Ok(0)) => {
                     self.eof = true;
                     progress = true;
@@ -286,9 +262,13 @@ impl Driver {
                     if n == spare && self.read_size < MAX_READ_SIZE {
                         self.read_size *= 2;
                     }
-                    let shared = self.shared.clone();
-                    let mut inner = shared.lock();
-                    Self::process_input(&mut self.rbuf, &mut inner);
+                    inner.needs_input = false;
+                    if inner.read_queue.is_empty() {
+                        if let Some(message) = inner.decode_next() {
+                            inner.read_queue.push_back(message);
+                            inner.wake_reader();
+                        }
+                    }
                     inner.advance_writes();
                 }
                 Poll::Ready(Err(e)) => {

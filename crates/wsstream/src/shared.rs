@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+use bytes::BytesMut;
 use tokio::sync::Notify;
-use wsstream_proto::{CloseCode, Connection, Message};
+use wsstream_proto::{CloseCode, Connection, Event, Message};
 
 use crate::WebSocketCloseInfo;
 use crate::error::{ConnectionError, StreamError};
@@ -62,6 +63,13 @@ pub(crate) struct Inner {
     /// `close()` was called, or every handle dropped, during the handshake.
     pub(crate) interrupted: bool,
     // Readable.
+    /// Bytes read from the socket and not yet decoded. The driver fills it; whoever needs
+    /// the next message (the driver when the queue is empty, or the reader itself) decodes
+    /// from it, one message at a time, so a protocol error after a message is only acted
+    /// on once that message has been handed to the application.
+    pub(crate) rbuf: BytesMut,
+    /// The last decode ran out of complete frames: the socket must be read.
+    pub(crate) needs_input: bool,
     pub(crate) read_queue: VecDeque<Message>,
     pub(crate) read_state: ReadState,
     pub(crate) reader_waker: Option<Waker>,
@@ -98,6 +106,8 @@ impl Shared {
                 phase,
                 conn,
                 interrupted: false,
+                rbuf: BytesMut::new(),
+                needs_input: true,
                 read_queue: VecDeque::new(),
                 read_state: ReadState::Open,
                 reader_waker: None,
@@ -201,6 +211,39 @@ impl Inner {
     pub(crate) fn wake_writers(&mut self) {
         for waker in self.writer_wakers.drain(..) {
             waker.wake();
+        }
+    }
+
+    /// Decodes the next message for the application from the read buffer, handling the
+    /// control events on the way. `None` when more input is needed or the stream will
+    /// deliver no more messages. Messages that must not be delivered are dropped here:
+    /// after our Close (B27) or after the readable was cancelled.
+    pub(crate) fn decode_next(&mut self) -> Option<Message> {
+        loop {
+            let conn = self.conn.as_mut()?;
+            let Some(event) = conn.poll_event(&mut self.rbuf) else {
+                self.needs_input = true;
+                return None;
+            };
+            match event {
+                Event::Message(message) => {
+                    if matches!(self.read_state, ReadState::Open) && !self.local_close {
+                        return Some(message);
+                    }
+                }
+                Event::Close(_) => {
+                    // The peer's Close: no more messages (B31) and no more writes: pending
+                    // ones fail with InvalidStateError (B39, B43; Chromium closes both
+                    // streams here, before TCP closes). The reply is queued: wake the driver.
+                    self.close_readable();
+                    self.error_writable(StreamError::invalid_state(
+                        "the peer closed the WebSocketStream",
+                    ));
+                    self.wake_driver();
+                }
+                Event::Failed(_) | Event::Ping(_) => self.wake_driver(),
+                Event::Pong(_) => {}
+            }
         }
     }
 

@@ -198,9 +198,7 @@ impl Connection {
                 if let Err(e) = self.start_frame(input) {
                     return Some(self.fail(e));
                 }
-                if self.frame.is_none() {
-                    return None;
-                }
+                self.frame.as_ref()?;
             }
             match self.continue_frame(input) {
                 Ok(None) => return None,

@@ -1,6 +1,5 @@
 //! The readable stream: one [`Message`] per chunk, with receive backpressure.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -39,7 +38,6 @@ impl WebSocketReadable {
         drop(inner);
         Ok(WebSocketReader {
             handle: self.handle.clone(),
-            local: VecDeque::new(),
             done: false,
         })
     }
@@ -91,17 +89,12 @@ fn cancel(inner: &mut Inner, reason: CancelReason) {
 /// Reads are cancel-safe: dropping a `read()` future loses no message.
 pub struct WebSocketReader {
     handle: Handle,
-    /// Messages taken from the shared queue in one batch, so a burst of small messages
-    /// costs one lock and no wake-up per message.
-    local: VecDeque<Message>,
     done: bool,
 }
 
 impl std::fmt::Debug for WebSocketReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebSocketReader")
-            .field("buffered", &self.local.len())
-            .finish()
+        f.debug_struct("WebSocketReader").finish_non_exhaustive()
     }
 }
 
@@ -112,21 +105,20 @@ impl WebSocketReader {
         std::future::poll_fn(|cx| self.poll_read(cx)).await
     }
 
-    /// Poll form of [`read`](Self::read).
+    /// Poll form of [`read`](Self::read). A message already buffered is decoded right
+    /// here, without waking the connection task.
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message>, StreamError>> {
-        if let Some(message) = self.local.pop_front() {
+        let mut inner = self.handle.lock();
+        if let Some(message) = inner.read_queue.pop_front() {
             return Poll::Ready(Ok(Some(message)));
         }
-        let mut inner = self.handle.lock();
-        if !inner.read_queue.is_empty() {
-            std::mem::swap(&mut self.local, &mut inner.read_queue);
-            // The queue has room again: let the driver read the socket.
-            inner.wake_driver();
-            drop(inner);
-            return Poll::Ready(Ok(self.local.pop_front()));
+        if !inner.needs_input {
+            if let Some(message) = inner.decode_next() {
+                return Poll::Ready(Ok(Some(message)));
+            }
         }
         match &inner.read_state {
             ReadState::Open => {
@@ -137,6 +129,8 @@ impl WebSocketReader {
                 {
                     inner.reader_waker = Some(cx.waker().clone());
                 }
+                // Out of buffered messages: the driver reads the socket again.
+                inner.wake_driver();
                 Poll::Pending
             }
             ReadState::Closed | ReadState::Cancelled => Poll::Ready(Ok(None)),
@@ -146,29 +140,17 @@ impl WebSocketReader {
 
     /// Cancels the stream (`reader.cancel(reason)`, B30, B50).
     pub async fn cancel(&mut self, reason: CancelReason) {
-        self.local.clear();
         let mut inner = self.handle.lock();
         cancel(&mut inner, reason);
     }
 
-    /// Releases the lock (`releaseLock()`); messages this reader had buffered go back to
-    /// the front of the stream's queue, so nothing is lost.
-    pub fn release_lock(mut self) {
-        self.unlock();
-    }
-
-    fn unlock(&mut self) {
-        let mut inner = self.handle.lock();
-        while let Some(message) = self.local.pop_back() {
-            inner.read_queue.push_front(message);
-        }
-        inner.readable_locked = false;
-    }
+    /// Releases the lock (`releaseLock()`); another reader can then be taken.
+    pub fn release_lock(self) {}
 }
 
 impl Drop for WebSocketReader {
     fn drop(&mut self) {
-        self.unlock();
+        self.handle.lock().readable_locked = false;
     }
 }
 

@@ -1,0 +1,113 @@
+//! End-to-end round trips between a client WebSocketStream and a server-role one.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use wsstream::server::{self, ServerOptions};
+use wsstream::{Message, WebSocketCloseInfo, WebSocketStream, WebSocketStreamOptions};
+
+/// A server that echoes every message until the client closes.
+async fn echo_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(wss) = server::accept(tcp, ServerOptions::default()).await else {
+                    return;
+                };
+                let info = wss.opened().await.unwrap();
+                let mut reader = info.readable.get_reader().unwrap();
+                let mut writer = info.writable.get_writer().unwrap();
+                while let Ok(Some(message)) = reader.read().await {
+                    if writer.write(message).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = wss.closed().await;
+            });
+        }
+    });
+    format!("ws://{addr}/echo")
+}
+
+#[tokio::test]
+async fn echo_round_trip_text_binary_and_empty() {
+    let url = echo_server().await;
+    let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default()).unwrap();
+    let info = wss.opened().await.unwrap();
+    assert_eq!(info.protocol, "");
+    assert_eq!(info.extensions, "");
+    let mut reader = info.readable.get_reader().unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    writer.write("hello").await.unwrap();
+    writer.write(vec![1u8, 2, 3]).await.unwrap();
+    writer.write("").await.unwrap();
+    writer.write(Vec::<u8>::new()).await.unwrap();
+    let big = vec![7u8; 300_000];
+    writer.write(big.clone()).await.unwrap();
+    assert_eq!(reader.read().await.unwrap(), Some(Message::from("hello")));
+    assert_eq!(
+        reader.read().await.unwrap(),
+        Some(Message::from(vec![1u8, 2, 3]))
+    );
+    assert_eq!(reader.read().await.unwrap(), Some(Message::from("")));
+    assert_eq!(
+        reader.read().await.unwrap(),
+        Some(Message::from(Vec::<u8>::new()))
+    );
+    assert_eq!(reader.read().await.unwrap(), Some(Message::from(big)));
+    wss.close(WebSocketCloseInfo {
+        close_code: Some(3456),
+        reason: "pizza".into(),
+    })
+    .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), wss.closed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        closed,
+        WebSocketCloseInfo {
+            close_code: Some(3456),
+            reason: "pizza".into()
+        }
+    );
+    assert_eq!(reader.read().await.unwrap(), None);
+    assert!(
+        writer
+            .ready()
+            .await
+            .unwrap_err()
+            .as_dom_exception()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn sink_and_stream_pipe_many_messages_in_order() {
+    let url = echo_server().await;
+    let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default()).unwrap();
+    let info = wss.opened().await.unwrap();
+    let reader = info.readable.get_reader().unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    let n = 20_000usize;
+    let send = async move {
+        let mut items =
+            futures_util::stream::iter((0..n).map(|i| Ok(Message::from(i.to_string()))));
+        writer.send_all(&mut items).await.unwrap();
+        writer
+    };
+    let recv = async move {
+        let got: Vec<_> = reader.take(n).map(|m| m.unwrap()).collect().await;
+        got
+    };
+    let (_writer, got) = tokio::join!(send, recv);
+    for (i, message) in got.iter().enumerate() {
+        assert_eq!(message.as_text(), Some(i.to_string().as_str()));
+    }
+    wss.close(WebSocketCloseInfo::default()).unwrap();
+    let closed = wss.closed().await.unwrap();
+    assert_eq!(closed.close_code, Some(1005));
+}

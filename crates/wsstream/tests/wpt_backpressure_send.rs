@@ -1,0 +1,30 @@
+//! `websockets/stream/tentative/backpressure-send.any.js` (spec.md B.2, B37, B38): a
+//! write completes only when the message fits in the connection's bounded send buffer.
+
+use std::time::{Duration, Instant};
+
+use wsstream::{WebSocketStream, WebSocketStreamOptions};
+use wsstream_test_support::wpt::{WptServer, within};
+
+/// WPT: "backpressure should be applied to sent messages".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backpressure_should_be_applied_to_sent_messages() {
+    let server = WptServer::start().await.unwrap();
+    let wss = WebSocketStream::new(
+        &server.url("/receive-backpressure"),
+        WebSocketStreamOptions::default(),
+    )
+    .unwrap();
+    let info = within("opened", wss.opened()).await.unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    let start = Instant::now();
+    within("write", writer.write(vec![0u8; 8 * 1024 * 1024]))
+        .await
+        .unwrap();
+    let elapsed = start.elapsed();
+    // The server waits 2 s before reading; 200 ms jitter allowance.
+    assert!(
+        elapsed >= Duration::from_millis(1800),
+        "the write should take at least 1.8 s, took {elapsed:?}"
+    );
+}

@@ -1,0 +1,25 @@
+//! `websockets/stream/tentative/read.any.js` (spec.md B.2): the type of received chunks.
+
+use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};
+use wsstream_test_support::wpt::{WptServer, within};
+
+/// WPT: "read type for binary messages is Uint8Array".
+///
+/// The `Uint8Array` brand checks become "the chunk is a `Message::Binary` of 16 bytes".
+#[tokio::test]
+async fn read_type_for_binary_messages_is_uint8array() {
+    let server = WptServer::start().await.unwrap();
+    let wss = WebSocketStream::new(&server.echo_url(), WebSocketStreamOptions::default()).unwrap();
+    let info = within("opened", wss.opened()).await.unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    let mut reader = info.readable.get_reader().unwrap();
+    let _ = writer.write(vec![0u8; 16]);
+    let value = within("read", reader.read())
+        .await
+        .unwrap()
+        .expect("done should be false");
+    match value {
+        Message::Binary(bytes) => assert_eq!(bytes.len(), 16, "length should match"),
+        other => panic!("value should be binary, got {other:?}"),
+    }
+}

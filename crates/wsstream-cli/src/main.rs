@@ -1,1 +1,62 @@
-fn main() {}
+//! `wsstream`: a WebSocket command-line client, server and demo, built on the
+//! [`wsstream`] crate's `WebSocketStream` API.
+//!
+//! * `wsstream demo`: MDN's ping/pong client against an embedded server.
+//! * `wsstream serve`: `/echo`, `/pingpong`, `/protocol`, `/headers` and the demo page.
+//! * `wsstream connect URL`: stdin lines to messages, messages to stdout.
+#![forbid(unsafe_code)]
+
+mod connect;
+mod demo;
+mod encoding;
+mod prefixed;
+mod report;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "wsstream",
+    version,
+    about = "WebSocket client, server and demo on the WebSocketStream API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the MDN ping/pong client against an embedded server (or --url).
+    Demo(demo::DemoArgs),
+    /// Serve /echo, /pingpong, /protocol, /headers and the demo page at /.
+    Serve(serve::ServeArgs),
+    /// Connect to URL: stdin lines become messages, received messages go to stdout.
+    Connect(connect::ConnectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report::fail(format_args!("cannot start the tokio runtime: {e}")),
+    };
+    let status = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
+        }
+    });
+    // Do not wait for a blocking stdin read that may never return.
+    runtime.shutdown_background();
+    status
+}

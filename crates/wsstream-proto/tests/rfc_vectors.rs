@@ -1,5 +1,8 @@
 //! RFC 6455 §5.7 examples, byte-exact, through [`Connection`] in both directions.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use bytes::BytesMut;
 use wsstream_proto::wire::mask;
 use wsstream_proto::{Config, Connection, Event, Message, Role};

@@ -2,6 +2,9 @@
 //! exact [`ProtocolError`] reported and the close code of the Close frame our
 //! [`Connection`] queues. Then the happy paths of control frames and the closing handshake.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use bytes::{Bytes, BytesMut};
 use wsstream_proto::{
     ApiMisuse, CloseCode, Config, Connection, Event, Message, ProtocolError, Role, State,
@@ -516,7 +519,7 @@ fn truncated_utf8_at_the_end_of_a_text_message_fails_with_1007() {
     for role in BOTH {
         assert_violation(
             role,
-            [Frame::text("€".as_bytes()[..2].to_vec())],
+            [Frame::text(&"€".as_bytes()[..2])],
             ProtocolError::InvalidUtf8,
             1007,
         );

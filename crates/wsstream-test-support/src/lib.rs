@@ -1,3 +1,4 @@
 //! placeholder
 
 pub mod frames;
+pub mod wpt;

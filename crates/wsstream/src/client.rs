@@ -37,8 +37,8 @@ pub enum ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Io(e) => write!(f, "connection failed: {e}"),
-            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Self::Io(_) => f.write_str("connection failed"),
+            Self::Handshake(_) => f.write_str("handshake failed"),
             Self::TlsUnsupported => f.write_str("wss:// is not supported by this build"),
             Self::ClosedDuringHandshake => {
                 f.write_str("the server closed the connection during the handshake")

@@ -53,8 +53,8 @@ pub(crate) enum CloseCause {
 impl std::fmt::Display for CloseCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Io(e) => write!(f, "transport error: {e}"),
-            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Io(_) => f.write_str("transport error"),
+            Self::Protocol(_) => f.write_str("the peer violated the protocol"),
             Self::Timeout => f.write_str("the peer did not complete the closing handshake in time"),
             Self::Eof => f.write_str("the connection was closed without a closing handshake"),
             Self::UnsentData => f.write_str("the connection closed with data still unsent"),

@@ -193,9 +193,6 @@ impl std::fmt::Display for WebSocketError {
             }
             f.write_str(")")?;
         }
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
         Ok(())
     }
 }
@@ -302,19 +299,20 @@ impl StreamError {
 impl std::fmt::Display for StreamError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Aborted(e) => write!(f, "stream aborted: {e}"),
+            Self::Aborted(e) => e.fmt(f),
             Self::InvalidState(e) => e.fmt(f),
             Self::WebSocket(e) => e.fmt(f),
         }
     }
 }
 
+/// Display shows the inner error; `source()` continues with the inner error's cause.
 impl std::error::Error for StreamError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Aborted(e) => Some(e.as_ref()),
-            Self::InvalidState(e) => Some(e.as_ref()),
-            Self::WebSocket(e) => Some(e.as_ref()),
+            Self::Aborted(e) => e.source(),
+            Self::InvalidState(e) => e.source(),
+            Self::WebSocket(e) => e.source(),
         }
     }
 }
@@ -360,17 +358,18 @@ impl ConnectionError {
 impl std::fmt::Display for ConnectionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Aborted(reason) => write!(f, "aborted: {reason}"),
+            Self::Aborted(reason) => reason.fmt(f),
             Self::WebSocket(e) => e.fmt(f),
         }
     }
 }
 
+/// Display shows the inner error; `source()` continues with the inner error's cause.
 impl std::error::Error for ConnectionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Aborted(e) => Some(e.as_ref()),
-            Self::WebSocket(e) => Some(e.as_ref()),
+            Self::Aborted(e) => e.source(),
+            Self::WebSocket(e) => e.source(),
         }
     }
 }

@@ -65,8 +65,8 @@ pub(crate) struct Inner {
     // Readable.
     /// Bytes read from the socket and not yet decoded. The driver fills it; whoever needs
     /// the next message (the driver when the queue is empty, or the reader itself) decodes
-    /// from it, one message at a time, so a protocol error after a message is only acted
-    /// on once that message has been handed to the application.
+    /// from it, one message at a time, so a protocol error (or a Close) after a message is
+    /// only acted on once that message has been handed to the application.
     pub(crate) rbuf: BytesMut,
     /// The last decode ran out of complete frames: the socket must be read.
     pub(crate) needs_input: bool,
@@ -89,7 +89,7 @@ pub(crate) struct Inner {
     pub(crate) tx_taken: u64,
     pub(crate) tx_written: u64,
     // Closing.
-    /// We started the closing handshake (B27: later data messages are discarded).
+    /// We started the closing handshake.
     pub(crate) local_close: bool,
     /// Accepted data was never sent (B61: the close is unclean).
     pub(crate) unsent_data: bool,
@@ -216,8 +216,8 @@ impl Inner {
 
     /// Decodes the next message for the application from the read buffer, handling the
     /// control events on the way. `None` when more input is needed or the stream will
-    /// deliver no more messages. Messages that must not be delivered are dropped here:
-    /// after our Close (B27) or after the readable was cancelled.
+    /// deliver no more messages. Messages are dropped here only once the readable is
+    /// cancelled or closed.
     pub(crate) fn decode_next(&mut self) -> Option<Message> {
         loop {
             let conn = self.conn.as_mut()?;
@@ -227,7 +227,10 @@ impl Inner {
             };
             match event {
                 Event::Message(message) => {
-                    if matches!(self.read_state, ReadState::Open) && !self.local_close {
+                    // Deliberately not B27: a message that arrives after our own close()
+                    // is still delivered while the readable is open (as Chromium does), so
+                    // a reply that crossed our Close frame is never lost.
+                    if matches!(self.read_state, ReadState::Open) {
                         return Some(message);
                     }
                 }

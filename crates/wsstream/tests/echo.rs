@@ -1,4 +1,5 @@
 //! End-to-end round trips between a client WebSocketStream and a server-role one.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! `websockets/stream/tentative/abort.any.js` (spec.md B.2): the abort signal.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

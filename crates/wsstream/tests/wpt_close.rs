@@ -8,6 +8,7 @@
 //!   [`WebSocketCloseInfo`]; a boolean (or any non-dictionary) does not compile.
 //! * `[EnforceRange]` on `closeCode` (NaN, ±Infinity, values outside 0–65535 throw a
 //!   `TypeError`): `close_code` is an `Option<u16>`, so such values do not exist.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,15 +54,17 @@ fn ws_error(close_code: Option<u16>, reason: &str) -> WebSocketError {
 /// A plain object with `closeCode` and `reason` properties: not a WebSocketError.
 #[derive(Debug)]
 struct PlainCloseInfo {
-    #[allow(dead_code)]
     close_code: u16,
-    #[allow(dead_code)]
     reason: &'static str,
 }
 
 impl std::fmt::Display for PlainCloseInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("plain object")
+        write!(
+            f,
+            "{{closeCode: {}, reason: {:?}}}",
+            self.close_code, self.reason
+        )
     }
 }
 
@@ -81,15 +84,17 @@ fn plain_object_reason() -> CancelReason {
 #[derive(Debug)]
 struct DomExceptionWithProps {
     exception: DomException,
-    #[allow(dead_code)]
     close_code: u16,
-    #[allow(dead_code)]
     reason: &'static str,
 }
 
 impl std::fmt::Display for DomExceptionWithProps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.exception.fmt(f)
+        write!(
+            f,
+            "{} (closeCode: {}, reason: {:?})",
+            self.exception, self.close_code, self.reason
+        )
     }
 }
 

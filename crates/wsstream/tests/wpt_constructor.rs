@@ -10,6 +10,7 @@
 //!   [`WebSocketStreamOptions`]; passing `true` (or any non-dictionary) does not compile.
 //! * "protocols should be required to be a list": `protocols` is a `Vec<String>`; a
 //!   single string does not compile.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! `websockets/stream/tentative/websocket-error.any.js` (spec.md B.2, B64–B67): the
 //! `WebSocketError` constructor.
+#![allow(clippy::unwrap_used)]
 
 use wsstream::{DomExceptionName, WebSocketCloseInfo, WebSocketError};
 

@@ -17,6 +17,7 @@
 //! The two garbage-collection tests get the rewording of spec.md D.4: drop every handle
 //! while writes are pending; nothing panics; the pending `WriteFuture`s settle (with an
 //! error if the message was not sent).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};

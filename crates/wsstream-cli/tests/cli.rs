@@ -1,0 +1,693 @@
+//! End-to-end tests of the `wsstream` binary: `serve`, `connect` and `demo` as separate
+//! processes, compared on their output and exit status.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
+/// Generous bound for anything that should take well under a second.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Forwards the lines of a child's pipe to a channel, from a thread.
+fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the next line, failing the test after [`DEADLINE`].
+fn next_line(rx: &Receiver<String>, what: &str) -> String {
+    rx.recv_timeout(DEADLINE)
+        .unwrap_or_else(|e| panic!("no line from {what}: {e}"))
+}
+
+/// `wsstream serve --addr 127.0.0.1:0`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Receiver<String>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsstream serve");
+        let log = lines_of(child.stderr.take().expect("server stderr"));
+        let first = next_line(&log, "wsstream serve");
+        let addr = first
+            .strip_prefix("listening on ws://")
+            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+            .to_owned();
+        Self { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn expect_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if let Ok(line) = self.log.recv_timeout(Duration::from_millis(100)) {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        }
+        panic!("the server never logged {needle:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `wsstream` command with piped stdio.
+struct Run {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+struct Finished {
+    status: ExitStatus,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl Run {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsstream");
+        let stdin = child.stdin.take();
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        Self {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, input: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    fn expect_stdout(&self) -> String {
+        next_line(&self.stdout, "stdout")
+    }
+
+    /// Closes stdin and waits for the exit, killing the process after [`DEADLINE`].
+    fn finish(mut self) -> Finished {
+        drop(self.stdin.take());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("wsstream did not exit within {DEADLINE:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        // The pipes close with the process; collect what is left.
+        let stdout = self.stdout.iter().collect();
+        let stderr: Vec<String> = self.stderr.iter().collect();
+        Finished {
+            status,
+            stdout,
+            stderr: stderr.join("\n"),
+        }
+    }
+}
+
+/// Runs a command with `input` on stdin (closed right away, like a pipe) to completion.
+fn run(args: &[&str], input: &str) -> Finished {
+    let mut run = Run::spawn(args);
+    run.send(input);
+    run.finish()
+}
+
+fn assert_success(out: &Finished) {
+    assert!(out.status.success(), "exit {:?}: {out:#?}", out.status);
+}
+
+fn assert_failure(out: &Finished) {
+    assert!(!out.status.success(), "unexpected success: {out:#?}");
+}
+
+// --- demo ---------------------------------------------------------------------------
+
+#[test]
+fn demo_prints_the_ping_pong_exchange_and_the_close() {
+    let start = Instant::now();
+    let out = run(&["demo"], "");
+    assert_success(&out);
+    let mut expected = vec!["CONNECTED"];
+    for _ in 0..3 {
+        expected.extend(["SENT: ping", "RECEIVED: pong"]);
+    }
+    expected.push(r#"DISCONNECTED: code 1000, reason "demo finished""#);
+    assert_eq!(out.stdout, expected);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn demo_flags_set_rounds_interval_and_close_info() {
+    let out = run(
+        &[
+            "demo",
+            "--rounds",
+            "5",
+            "--interval",
+            "10",
+            "--close-code",
+            "4000",
+            "--close-reason",
+            "see you",
+        ],
+        "",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout.len(), 1 + 5 * 2 + 1, "{out:#?}");
+    assert_eq!(
+        out.stdout.iter().filter(|l| *l == "RECEIVED: pong").count(),
+        5
+    );
+    assert_eq!(
+        out.stdout.last().map(String::as_str),
+        Some(r#"DISCONNECTED: code 4000, reason "see you""#)
+    );
+}
+
+#[test]
+fn demo_runs_against_a_separate_server() {
+    let server = Server::start();
+    let url = server.url("/pingpong");
+    let out = run(
+        &["demo", "--url", &url, "--rounds", "1", "--interval", "0"],
+        "",
+    );
+    assert_success(&out);
+    assert_eq!(
+        out.stdout,
+        [
+            "CONNECTED",
+            "SENT: ping",
+            "RECEIVED: pong",
+            r#"DISCONNECTED: code 1000, reason "demo finished""#
+        ]
+    );
+    server.expect_log(r#"/pingpong: closed: code 1000, reason "demo finished""#);
+}
+
+#[test]
+fn demo_rejects_a_close_code_the_application_may_not_send() {
+    let out = run(&["demo", "--close-code", "1001"], "");
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    assert!(out.stderr.contains("InvalidAccessError"), "{out:#?}");
+    assert!(out.stdout.is_empty());
+}
+
+// --- connect ------------------------------------------------------------------------
+
+#[test]
+fn echo_hi_through_a_pipe() {
+    let server = Server::start();
+    let out = run(&["connect", &server.url("/echo")], "hi\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["hi"]);
+    assert!(
+        out.stderr.contains(r#"closed: code 1005, reason """#),
+        "{out:#?}"
+    );
+    server.expect_log("/echo: closed: code 1005");
+}
+
+#[test]
+fn many_lines_come_back_in_order() {
+    let server = Server::start();
+    let input: String = (0..500).map(|i| format!("line {i}\n")).collect();
+    let out = run(&["connect", &server.url("/echo")], &input);
+    assert_success(&out);
+    let expected: Vec<String> = (0..500).map(|i| format!("line {i}")).collect();
+    assert_eq!(out.stdout, expected);
+}
+
+#[test]
+fn pingpong_answers_ping_and_echoes_the_rest() {
+    let server = Server::start();
+    let mut run = Run::spawn(&["connect", &server.url("/pingpong")]);
+    run.send("ping\nhello\n");
+    assert_eq!(run.expect_stdout(), "pong");
+    assert_eq!(run.expect_stdout(), "hello");
+    let out = run.finish();
+    assert_success(&out);
+}
+
+#[test]
+fn protocol_flags_are_offered_in_order() {
+    let server = Server::start();
+    let url = server.url("/protocol");
+    let run = Run::spawn(&[
+        "connect",
+        "--jsonl",
+        "--protocol",
+        "chat",
+        "--protocol",
+        "superchat",
+        &url,
+    ]);
+    assert_eq!(
+        run.expect_stdout(),
+        r#"{"type":"open","protocol":"chat","extensions":""}"#
+    );
+    assert_eq!(run.expect_stdout(), r#"{"type":"text","data":"chat"}"#);
+    let out = run.finish();
+    assert_success(&out);
+    server.expect_log(r#"/protocol: connected (protocol "chat")"#);
+}
+
+#[test]
+fn protocol_selected_by_the_server_is_reported_on_stderr() {
+    let server = Server::start();
+    let url = server.url("/protocol");
+    let run = Run::spawn(&["connect", "--protocol", "v2.example", &url]);
+    assert_eq!(run.expect_stdout(), "v2.example");
+    let out = run.finish();
+    assert_success(&out);
+    assert!(out.stderr.contains(r#"protocol "v2.example""#), "{out:#?}");
+}
+
+#[test]
+fn header_and_origin_flags_reach_the_server() {
+    let server = Server::start();
+    let url = server.url("/headers");
+    let run = Run::spawn(&[
+        "connect",
+        "--jsonl",
+        "-H",
+        "X-Token: s3cret",
+        "--header",
+        "X-Other:two words",
+        "--origin",
+        "http://example.test",
+        &url,
+    ]);
+    let _open = run.expect_stdout();
+    let headers = run.expect_stdout().to_ascii_lowercase();
+    assert!(
+        headers.starts_with(r#"{"type":"text","data":""#),
+        "{headers}"
+    );
+    for expected in [
+        r"x-token: s3cret\n",
+        r"x-other: two words\n",
+        r"origin: http://example.test\n",
+        r"upgrade: websocket\n",
+    ] {
+        assert!(
+            headers.contains(expected),
+            "{expected} missing in {headers}"
+        );
+    }
+    let out = run.finish();
+    assert_success(&out);
+}
+
+#[test]
+fn malformed_header_flag_is_a_usage_error() {
+    let out = run(&["connect", "-H", "no colon", "ws://127.0.0.1:9/"], "");
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    assert!(out.stderr.contains("Name: value"), "{out:#?}");
+}
+
+#[test]
+fn timeout_aborts_a_handshake_that_never_completes() {
+    // A listener that accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let silent = thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        // Hold the connection open, silent, until the test is over.
+        let _ = done_rx.recv_timeout(DEADLINE);
+        drop(stream);
+    });
+    let start = Instant::now();
+    let out = run(
+        &["connect", "--timeout", "0.5", &format!("ws://{addr}/slow")],
+        "",
+    );
+    let elapsed = start.elapsed();
+    assert_failure(&out);
+    assert!(out.stderr.contains("timed out"), "{out:#?}");
+    assert!(out.stderr.contains("TimeoutError"), "{out:#?}");
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    drop(done_tx);
+    silent.join().expect("listener thread");
+}
+
+#[test]
+fn binary_hex_round_trip() {
+    let server = Server::start();
+    let url = server.url("/echo");
+    let out = run(
+        &["connect", "--binary", "--hex", &url],
+        "0102ff\n00\n\nDEADbeef\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["0102ff", "00", "", "deadbeef"]);
+    // And they really were binary messages.
+    let out = run(
+        &["connect", "--binary", "--hex", "--jsonl", &url],
+        "0102ff\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout[1], r#"{"type":"binary","hex":"0102ff"}"#);
+}
+
+#[test]
+fn binary_lines_without_encoding_are_sent_raw_and_printed_as_hex() {
+    let server = Server::start();
+    let out = run(&["connect", "--binary", &server.url("/echo")], "hello\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["68656c6c6f"]);
+}
+
+#[test]
+fn bad_hex_line_is_skipped_with_a_warning() {
+    let server = Server::start();
+    let out = run(
+        &["connect", "--binary", "--hex", &server.url("/echo")],
+        "zz\n01\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["01"]);
+    assert!(out.stderr.contains("line 1 skipped"), "{out:#?}");
+}
+
+#[test]
+fn base64_output_and_input() {
+    let server = Server::start();
+    let url = server.url("/echo");
+    let out = run(
+        &["connect", "--binary", "--base64", &url],
+        "AQL/\naGVsbG8=\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["AQL/", "aGVsbG8="]);
+    let out = run(
+        &["connect", "--binary", "--base64", "--jsonl", &url],
+        "AQL/\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout[1], r#"{"type":"binary","base64":"AQL/"}"#);
+    // Text messages stay text.
+    let out = run(&["connect", "--base64", &url], "plain\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["plain"]);
+}
+
+#[test]
+fn jsonl_prints_one_object_per_event() {
+    let server = Server::start();
+    let url = server.url("/echo");
+    let out = run(&["connect", "--jsonl", &url], "say \"hi\"\tnow \\ é\n");
+    assert_success(&out);
+    assert_eq!(
+        out.stdout,
+        [
+            r#"{"type":"open","protocol":"","extensions":""}"#,
+            r#"{"type":"text","data":"say \"hi\"\tnow \\ é"}"#,
+            r#"{"type":"close","code":1005,"reason":""}"#,
+        ]
+    );
+}
+
+#[test]
+fn close_code_and_reason_are_sent_and_reflected_by_echo() {
+    let server = Server::start();
+    let url = server.url("/echo");
+    let out = run(
+        &[
+            "connect",
+            "--close-code",
+            "4321",
+            "--close-reason",
+            "see you",
+            &url,
+        ],
+        "x\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["x"]);
+    assert!(
+        out.stderr
+            .contains(r#"closed: code 4321, reason "see you""#),
+        "{out:#?}"
+    );
+    server.expect_log(r#"/echo: closed: code 4321, reason "see you""#);
+
+    let out = run(
+        &[
+            "connect",
+            "--jsonl",
+            "--close-reason",
+            "only a reason",
+            &url,
+        ],
+        "",
+    );
+    assert_success(&out);
+    assert_eq!(
+        out.stdout.last().map(String::as_str),
+        Some(r#"{"type":"close","code":1000,"reason":"only a reason"}"#)
+    );
+}
+
+#[test]
+fn linger_delays_the_close_after_the_end_of_stdin() {
+    let server = Server::start();
+    let url = server.url("/echo");
+    let start = Instant::now();
+    let out = run(&["connect", "--linger", "800", &url], "");
+    assert_success(&out);
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    let out = run(&["connect", "--linger", "0", &url], "");
+    assert_success(&out);
+    assert!(out.stderr.contains("closed: code 1005"), "{out:#?}");
+    assert!(
+        start.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn invalid_close_code_is_a_usage_error() {
+    let out = run(
+        &["connect", "--close-code", "1006", "ws://127.0.0.1:9/"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    assert!(out.stderr.contains("InvalidAccessError"), "{out:#?}");
+}
+
+#[test]
+fn unknown_path_fails_with_the_status() {
+    let server = Server::start();
+    let out = run(&["connect", &server.url("/nope")], "");
+    assert_failure(&out);
+    assert!(out.stderr.contains("404"), "{out:#?}");
+    assert!(out.stderr.contains("WebSocketError"), "{out:#?}");
+    assert!(out.stdout.is_empty());
+    server.expect_log("/nope: 404");
+}
+
+#[test]
+fn unknown_path_in_jsonl_mode_reports_an_error_event() {
+    let server = Server::start();
+    let out = run(&["connect", "--jsonl", &server.url("/nope")], "");
+    assert_failure(&out);
+    assert_eq!(out.stdout.len(), 1, "{out:#?}");
+    assert!(
+        out.stdout[0].starts_with(r#"{"type":"error","code":null,"#),
+        "{out:#?}"
+    );
+    assert!(out.stdout[0].contains("404"), "{out:#?}");
+}
+
+#[test]
+fn refused_connection_prints_the_cause() {
+    // Bind and drop to get a port nobody listens on.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let out = run(&["connect", &format!("ws://{addr}/")], "");
+    assert_failure(&out);
+    assert!(out.stderr.contains("caused by"), "{out:#?}");
+}
+
+#[test]
+fn invalid_url_is_a_usage_error() {
+    let out = run(&["connect", "ftp://example.test/"], "");
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    assert!(out.stderr.contains("SyntaxError"), "{out:#?}");
+}
+
+#[test]
+fn unclean_close_exits_non_zero() {
+    // Completes the handshake, then drops TCP without a Close frame.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("read request");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-key"))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .expect("key");
+        let accept = accept_key(&key);
+        write!(
+            stream,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .expect("write response");
+        // One text frame, then an abrupt close.
+        stream
+            .write_all(&[0x81, 0x02, b'y', b'o'])
+            .expect("write frame");
+        thread::sleep(Duration::from_millis(100));
+        drop(stream);
+    });
+    let run = Run::spawn(&["connect", &format!("ws://{addr}/")]);
+    assert_eq!(run.expect_stdout(), "yo");
+    peer.join().expect("peer thread");
+    let out = run.finish();
+    assert_failure(&out);
+    assert!(out.stderr.contains("uncleanly"), "{out:#?}");
+    assert!(out.stderr.contains("1006"), "{out:#?}");
+}
+
+/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2): base64(SHA-1(key + GUID)).
+fn accept_key(key: &str) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let digest = sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+#[test]
+fn accept_key_matches_the_rfc_example() {
+    // RFC 6455 §1.3.
+    assert_eq!(
+        accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
+
+// --- serve: HTTP ---------------------------------------------------------------------
+
+fn http_get(addr: &str, path: &str, extra: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("read timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn get_of_the_root_serves_the_demo_page() {
+    let server = Server::start();
+    for path in ["/", "/index.html", "/?interval=50"] {
+        let response = http_get(&server.addr, path, "");
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("Content-Type: text/html"), "{response}");
+        let body = response.split_once("\r\n\r\n").expect("head").1;
+        assert!(body.contains("WebSocketStream"), "{body}");
+        assert!(body.contains("/pingpong"), "{body}");
+        assert!(body.contains(r#"closeCode: 1000, reason: "closed from the page""#));
+        assert!(body.contains("DISCONNECTED: code"), "{body}");
+    }
+    server.expect_log("GET /: 200");
+}
+
+#[test]
+fn plain_get_of_other_paths() {
+    let server = Server::start();
+    let response = http_get(&server.addr, "/missing", "");
+    assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
+    // A WebSocket endpoint without the upgrade headers is refused by wsstream.
+    let response = http_get(&server.addr, "/echo", "");
+    assert!(response.starts_with("HTTP/1.1 4"), "{response}");
+}
+
+#[test]
+fn oversized_request_head_is_refused() {
+    let server = Server::start();
+    let big = format!("X-Big: {}\r\n", "a".repeat(20 * 1024));
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    // The server may stop reading (and reset) before all of it is written.
+    let _ = write!(stream, "GET / HTTP/1.1\r\nHost: x\r\n{big}\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+}

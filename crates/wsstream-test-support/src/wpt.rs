@@ -1,0 +1,577 @@
+//! The web-platform-tests server: the pywebsocket handlers that
+//! `websockets/stream/tentative/*.any.js` talk to (spec.md B.1), on `127.0.0.1`.
+//!
+//! [`WptServer::start`] binds `127.0.0.1:0` and serves every handler on that one port;
+//! [`WptServer::base_url`] is the WPT `BASEURL` and [`WptServer::echo_url`] its `ECHOURL`.
+//! The server runs as a tokio task of the calling runtime and stops when the handle is
+//! dropped (or [`WptServer::stop`]ped).
+//!
+//! Handlers built on the server-role [`WebSocketStream`] (`wsstream::server`):
+//!
+//! * `/echo`: echoes every message with its type; the client's Close is answered by the
+//!   engine with the same code and reason (RFC 6455 §5.5.1 echo).
+//! * `/echo_exit`: discards messages; on the text message `Goodbye` the server closes
+//!   with 1000 (what pywebsocket does when a handler returns), then drains the client's
+//!   data until its Close.
+//! * `/remote-close?code=N&reason=R`: closes right after the handshake with that code and
+//!   percent-decoded reason (no body without `code`), then drains until the client's
+//!   Close.
+//! * `/handshake_sleep_2`: sleeps 2 s before answering the handshake, then echoes.
+//! * `/protocol_array`: selects the first offered subprotocol, sends its name as a text
+//!   message, then echoes.
+//! * `/send-backpressure`: sends one empty binary message, 16 × 1 MiB binary messages,
+//!   then a text message with the seconds the 16 took (e.g. `"2.013"`).
+//! * `/404` (and any unknown path): rejects the handshake with `404 Not Found`.
+//!
+//! Handlers the server-role stream cannot express, done on the raw TCP stream with
+//! hand-built frames ([`crate::frames`]):
+//!
+//! * `/remote-close?abrupt=1`: sends a ping, then drops TCP without a Close frame.
+//! * `/remote-close?code=N&reason=R&wait_for_data=1` (a Rust-only parameter): like
+//!   `/remote-close`, but the Close frame is sent only once the first bytes after the
+//!   handshake have arrived from the client. A browser runs the continuation of
+//!   `await wss.opened` before it processes a Close frame that arrives later, so a
+//!   `write()` made right after `opened` is always accepted before the server's Close is
+//!   seen; a tokio test has no such ordering (the connection task may process a Close
+//!   that came with the handshake response before the test task resumes), so a test that
+//!   needs "data accepted, then the peer's Close" asks the server to wait for the data.
+//! * `/passive-close-abort`: on the client's Close, drops TCP without replying.
+//! * `/delayed-passive-close`: on the client's Close, waits 1 s, then echoes it and
+//!   closes TCP (the engine would reply at once).
+//! * `/receive-backpressure`: waits 2 s before reading anything (the server-role driver
+//!   would read the socket as soon as its one-message queue is empty), then discards
+//!   messages and echoes the client's Close.
+//!
+//! [`StashListener`] stands for the WPT stash endpoint: a plain TCP listener that records
+//! whether any connection or request bytes arrived.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use wsstream::server::{self, ServerOptions, UpgradeRequest};
+use wsstream::{Message, WebSocketCloseInfo, WebSocketReader, WebSocketStream};
+
+use crate::frames::{Frame, ParsedFrame, parse_frame};
+
+/// How long [`within`] waits before failing a test.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Size of each large message `/send-backpressure` sends.
+pub const SEND_BACKPRESSURE_MESSAGE_SIZE: usize = 1024 * 1024;
+
+/// Number of large messages `/send-backpressure` sends.
+pub const SEND_BACKPRESSURE_MESSAGE_COUNT: usize = 16;
+
+/// The WPT handler server. Dropping it stops accepting and aborts the handler tasks.
+#[derive(Debug)]
+pub struct WptServer {
+    addr: SocketAddr,
+    active: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl WptServer {
+    /// Binds `127.0.0.1:0` and starts serving in a task of the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the listener cannot be bound.
+    pub async fn start() -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let active = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(accept_loop(listener, active.clone()));
+        Ok(Self { addr, active, task })
+    }
+
+    /// The WPT `BASEURL`: `ws://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// `BASEURL` followed by `path_and_query`, e.g. `url("/remote-close?code=1000")`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base_url())
+    }
+
+    /// The WPT `ECHOURL`: `ws://127.0.0.1:PORT/echo`.
+    pub fn echo_url(&self) -> String {
+        self.url("/echo")
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections whose handler has not finished yet (a WebSocket handler finishes when
+    /// its connection is closed).
+    pub fn active_connections(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Waits until no handler is running, for at most `timeout`; returns whether that
+    /// happened.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.active_connections() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the server (the same as dropping it).
+    pub fn stop(self) {}
+}
+
+impl Drop for WptServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Counts a running handler; decrements on drop, even if the handler is aborted.
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl ActiveGuard {
+    fn new(counter: Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, active: Arc<AtomicUsize>) {
+    // Dropping the set (when the task is aborted) aborts every handler.
+    let mut handlers = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    let guard = ActiveGuard::new(active.clone());
+                    handlers.spawn(async move {
+                        let _guard = guard;
+                        handle(tcp).await;
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(tcp: TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let Ok(upgrade) = server::read_request(tcp).await else {
+        return;
+    };
+    let resource = upgrade.request().resource.clone();
+    let (path, query) = resource.split_once('?').unwrap_or((&resource, ""));
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    match path {
+        "/echo" => {
+            if let Some(wss) = accept(upgrade, None).await {
+                echo(&wss).await;
+            }
+        }
+        "/echo_exit" => echo_exit(upgrade).await,
+        "/remote-close" => remote_close(upgrade, &params).await,
+        "/passive-close-abort" => passive_close_abort(upgrade).await,
+        "/delayed-passive-close" => delayed_passive_close(upgrade).await,
+        "/handshake_sleep_2" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if let Some(wss) = accept(upgrade, None).await {
+                echo(&wss).await;
+            }
+        }
+        "/protocol_array" => protocol_array(upgrade).await,
+        "/send-backpressure" => send_backpressure(upgrade).await,
+        "/receive-backpressure" => receive_backpressure(upgrade).await,
+        _ => {
+            let _ = upgrade.reject(404, "Not Found", "").await;
+        }
+    }
+}
+
+async fn accept(
+    upgrade: UpgradeRequest<TcpStream>,
+    protocol: Option<&str>,
+) -> Option<WebSocketStream> {
+    upgrade
+        .accept(protocol, ServerOptions::default())
+        .await
+        .ok()
+}
+
+/// Echoes every message until the client closes, then waits for `closed`.
+async fn echo(wss: &WebSocketStream) {
+    let Ok(info) = wss.opened().await else {
+        return;
+    };
+    let (Ok(mut reader), Ok(mut writer)) = (info.readable.get_reader(), info.writable.get_writer())
+    else {
+        return;
+    };
+    while let Ok(Some(message)) = reader.read().await {
+        if writer.write(message).await.is_err() {
+            break;
+        }
+    }
+    drain(&mut reader).await;
+    let _ = wss.closed().await;
+}
+
+/// Reads and discards messages until the readable is done, so the driver keeps reading
+/// the socket up to the client's Close.
+async fn drain(reader: &mut WebSocketReader) {
+    while let Ok(Some(_)) = reader.read().await {}
+}
+
+async fn echo_exit(upgrade: UpgradeRequest<TcpStream>) {
+    let Some(wss) = accept(upgrade, None).await else {
+        return;
+    };
+    let Ok(info) = wss.opened().await else {
+        return;
+    };
+    let Ok(mut reader) = info.readable.get_reader() else {
+        return;
+    };
+    let goodbye = Message::from("Goodbye");
+    loop {
+        match reader.read().await {
+            Ok(Some(message)) if message == goodbye => break,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                let _ = wss.closed().await;
+                return;
+            }
+        }
+    }
+    let _ = wss.close(WebSocketCloseInfo {
+        close_code: Some(1000),
+        reason: String::new(),
+    });
+    drain(&mut reader).await;
+    let _ = wss.closed().await;
+}
+
+async fn remote_close(upgrade: UpgradeRequest<TcpStream>, params: &HashMap<String, String>) {
+    if params.contains_key("abrupt") {
+        // A ping, then TCP is dropped without a Close frame.
+        let Some(mut raw) = RawConn::accept(upgrade).await else {
+            return;
+        };
+        let _ = raw.write(&Frame::ping("").encode()).await;
+        return;
+    }
+    let code = params.get("code").and_then(|c| c.parse::<u16>().ok());
+    let reason = params.get("reason").cloned().unwrap_or_default();
+    if params.contains_key("wait_for_data") {
+        remote_close_after_data(upgrade, code, &reason).await;
+        return;
+    }
+    let Some(wss) = accept(upgrade, None).await else {
+        return;
+    };
+    let Ok(info) = wss.opened().await else {
+        return;
+    };
+    let Ok(mut reader) = info.readable.get_reader() else {
+        return;
+    };
+    let _ = wss.close(WebSocketCloseInfo {
+        close_code: code,
+        reason,
+    });
+    drain(&mut reader).await;
+    let _ = wss.closed().await;
+}
+
+/// `/remote-close?wait_for_data=1`: the Close frame goes out once the client has sent
+/// something; then the client's data is discarded up to its Close, and TCP is closed.
+async fn remote_close_after_data(
+    upgrade: UpgradeRequest<TcpStream>,
+    code: Option<u16>,
+    reason: &str,
+) {
+    let Some(mut raw) = RawConn::accept(upgrade).await else {
+        return;
+    };
+    if !raw.wait_for_input().await {
+        return;
+    }
+    let close = match code {
+        Some(code) => Frame::close(Some(code), reason),
+        None => Frame::close(None, ""),
+    };
+    if raw.write(&close.encode()).await.is_err() {
+        return;
+    }
+    while let Some(frame) = raw.read_frame().await {
+        if frame.is_close() {
+            break;
+        }
+    }
+    let _ = raw.tcp.shutdown().await;
+}
+
+async fn passive_close_abort(upgrade: UpgradeRequest<TcpStream>) {
+    let Some(mut raw) = RawConn::accept(upgrade).await else {
+        return;
+    };
+    while let Some(frame) = raw.read_frame().await {
+        if frame.is_close() {
+            // Drop TCP without answering.
+            return;
+        }
+    }
+}
+
+async fn delayed_passive_close(upgrade: UpgradeRequest<TcpStream>) {
+    let Some(mut raw) = RawConn::accept(upgrade).await else {
+        return;
+    };
+    while let Some(frame) = raw.read_frame().await {
+        if frame.is_close() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = raw.write(&Frame::close_raw(&frame.payload).encode()).await;
+            let _ = raw.tcp.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn protocol_array(upgrade: UpgradeRequest<TcpStream>) {
+    let protocol = upgrade.request().protocols.first().cloned();
+    let Some(wss) = accept(upgrade, protocol.as_deref()).await else {
+        return;
+    };
+    let Ok(info) = wss.opened().await else {
+        return;
+    };
+    {
+        let Ok(mut writer) = info.writable.get_writer() else {
+            return;
+        };
+        if writer.write(protocol.unwrap_or_default()).await.is_err() {
+            return;
+        }
+    }
+    echo(&wss).await;
+}
+
+async fn send_backpressure(upgrade: UpgradeRequest<TcpStream>) {
+    // Allocated (and touched) before the handshake completes, so the client's memory
+    // baseline already includes it; every message shares this one buffer.
+    let payload = Bytes::from(vec![0x5a_u8; SEND_BACKPRESSURE_MESSAGE_SIZE]);
+    let Some(wss) = accept(upgrade, None).await else {
+        return;
+    };
+    let Ok(info) = wss.opened().await else {
+        return;
+    };
+    let (Ok(mut reader), Ok(mut writer)) = (info.readable.get_reader(), info.writable.get_writer())
+    else {
+        return;
+    };
+    if writer.write(Bytes::new()).await.is_err() {
+        return;
+    }
+    let start = Instant::now();
+    for _ in 0..SEND_BACKPRESSURE_MESSAGE_COUNT {
+        if writer.write(payload.clone()).await.is_err() {
+            return;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if writer.write(format!("{seconds:.3}")).await.is_err() {
+        return;
+    }
+    drain(&mut reader).await;
+    let _ = wss.closed().await;
+}
+
+async fn receive_backpressure(upgrade: UpgradeRequest<TcpStream>) {
+    let Some(mut raw) = RawConn::accept(upgrade).await else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while let Some(frame) = raw.read_frame().await {
+        if frame.is_close() {
+            let _ = raw.write(&Frame::close_raw(&frame.payload).encode()).await;
+            let _ = raw.tcp.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// A connection answered by hand: the 101 response, then raw frames.
+struct RawConn {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    /// Sends the 101 response without a subprotocol. A conforming client sends nothing
+    /// before the response, so nothing is lost by taking the stream out of `upgrade`.
+    async fn accept(upgrade: UpgradeRequest<TcpStream>) -> Option<Self> {
+        let response = upgrade.request().accept(None, None, &[]);
+        let mut tcp = upgrade.into_inner();
+        tcp.write_all(&response).await.ok()?;
+        Some(Self {
+            tcp,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.tcp.write_all(bytes).await
+    }
+
+    /// Waits until at least one byte from the client is buffered; `false` at EOF.
+    async fn wait_for_input(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        self.buf.reserve(64 * 1024);
+        matches!(self.tcp.read_buf(&mut self.buf).await, Ok(1..))
+    }
+
+    /// The next whole frame from the client (unmasked), `None` at EOF or on error.
+    async fn read_frame(&mut self) -> Option<ParsedFrame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            self.buf.reserve(64 * 1024);
+            match self.tcp.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// The WPT stash endpoint's stand-in: a plain TCP listener that only records what
+/// arrives (for "abort before constructing should prevent connection").
+#[derive(Debug)]
+pub struct StashListener {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    bytes: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl StashListener {
+    /// Binds `127.0.0.1:0` and starts recording in a task of the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the listener cannot be bound.
+    pub async fn start() -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let connections = Arc::new(AtomicUsize::new(0));
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(stash_loop(listener, connections.clone(), bytes.clone()));
+        Ok(Self {
+            addr,
+            connections,
+            bytes,
+            task,
+        })
+    }
+
+    /// A `ws://` URL pointing at the listener, shaped like the WPT stash URL.
+    pub fn url(&self) -> String {
+        format!(
+            "ws://{}/fetch/api/resources/stash-put.py?key=wsstream&value=connected",
+            self.addr
+        )
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Whether any connection was made or any request byte arrived.
+    pub fn anything_arrived(&self) -> bool {
+        self.connections() > 0 || self.bytes.load(Ordering::Acquire) > 0
+    }
+}
+
+impl Drop for StashListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn stash_loop(listener: TcpListener, connections: Arc<AtomicUsize>, bytes: Arc<AtomicUsize>) {
+    let mut readers = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((mut tcp, _)) => {
+                    connections.fetch_add(1, Ordering::AcqRel);
+                    let bytes = bytes.clone();
+                    readers.spawn(async move {
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                            bytes.fetch_add(n, Ordering::AcqRel);
+                        }
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
+        }
+    }
+}
+
+/// Awaits `future` for at most [`TEST_TIMEOUT`]; panics naming `what` if it takes longer.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(TEST_TIMEOUT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what}: still pending after {TEST_TIMEOUT:?}"),
+    }
+}
+
+/// The resident set size of this process (`VmRSS` of `/proc/self/status`) in bytes, or
+/// `None` where that file does not exist.
+pub fn vm_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}

@@ -17,8 +17,10 @@
 //!   returns at most one event per call (so the caller controls how many messages it
 //!   buffers: that is receive backpressure). [`Connection::send`] starts an outbound message,
 //!   [`Connection::close`] starts the closing handshake, [`Connection::ping`] sends a ping.
-//! * **Outputs**: [`Connection::take_transmit`] hands out the encoded bytes to write, control
-//!   frames (pong, close) always ahead of data frames; [`Connection::poll_event`] yields events.
+//! * **Outputs**: [`Connection::take_transmit`] hands out the encoded bytes to write;
+//!   [`Connection::poll_event`] yields events. Control frames (pong, close) never wait for
+//!   data credit: they are framed at once, behind the data frames already in the transmit
+//!   buffer (at most the buffer's cap plus one frame) and ahead of every later data frame.
 //! * **Backpressure as data**: [`Connection::wants_data`] reports whether the transmit buffer
 //!   has room for more data frames; the runtime turns that into a pending future.
 //! * Payloads are zero-copy: a frame that arrived whole in the input buffer is split off the

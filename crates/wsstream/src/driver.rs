@@ -25,6 +25,19 @@ const MAX_READ_SIZE: usize = 64 * 1024;
 /// Largest amount reserved ahead of data for a big frame; beyond it the buffer grows as
 /// bytes arrive, so a peer announcing a huge frame cannot make us allocate it up front.
 const MAX_EAGER_RESERVE: usize = 1 << 20;
+/// After the closing handshake, how long the client waits for the server to close TCP
+/// (RFC 6455 §7.1.1) before closing it itself; the handshake is complete, so the close
+/// stays clean. Capped by the close timeout.
+const TCP_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// What the close timer is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TimerPhase {
+    /// The peer's Close frame, after ours.
+    AwaitingClose,
+    /// The end of the TCP connection, after the closing handshake (or a failure).
+    AwaitingTcpClose,
+}
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
@@ -36,6 +49,7 @@ pub(crate) struct Driver {
     shutdown: bool,
     close_timeout: Duration,
     timer: Option<Pin<Box<Sleep>>>,
+    timer_phase: TimerPhase,
     timed_out: bool,
     io_error: Option<io::Error>,
 }
@@ -95,14 +109,21 @@ impl Driver {
             shutdown: false,
             close_timeout,
             timer: None,
+            timer_phase: TimerPhase::AwaitingClose,
             timed_out: false,
             io_error: None,
         }
     }
 
-    fn start_timer(&mut self) {
-        if self.timer.is_none() {
-            self.timer = Some(Box::pin(tokio::time::sleep(self.close_timeout)));
+    /// Starts the close timer for `phase` (replacing a timer of an earlier phase).
+    fn start_timer(&mut self, phase: TimerPhase) {
+        if self.timer.is_none() || self.timer_phase != phase {
+            let duration = match phase {
+                TimerPhase::AwaitingClose => self.close_timeout,
+                TimerPhase::AwaitingTcpClose => self.close_timeout.min(TCP_CLOSE_WAIT),
+            };
+            self.timer = Some(Box::pin(tokio::time::sleep(duration)));
+            self.timer_phase = phase;
         }
     }
 
@@ -298,7 +319,7 @@ impl Driver {
                 }
             }
             State::CloseSent => {
-                self.start_timer();
+                self.start_timer(TimerPhase::AwaitingClose);
                 if self.eof {
                     return (progress, true);
                 }
@@ -322,7 +343,11 @@ impl Driver {
                         }
                     }
                 }
-                self.start_timer();
+                self.start_timer(if transmitted {
+                    TimerPhase::AwaitingTcpClose
+                } else {
+                    TimerPhase::AwaitingClose
+                });
                 if self.eof {
                     return (progress, true);
                 }

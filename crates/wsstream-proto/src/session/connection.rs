@@ -451,8 +451,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Takes the bytes to write to the transport: control frames first, then data frames,
-    /// then refills the buffer from a message in progress (so its write can complete while
+    /// Takes the bytes to write to the transport (whole frames, in order: a pending pong is
+    /// framed before any further data frame), then refills the buffer from a message in progress (so its write can complete while
     /// these bytes are written). `None` when there is nothing to send.
     pub fn take_transmit(&mut self) -> Option<BytesMut> {
         self.pump();

@@ -62,7 +62,7 @@ apt_install() {
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
   export DEBIAN_FRONTEND=noninteractive
-  if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
     "${sudo[@]}" apt-get update -q
   fi
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "$@" </dev/null ||

@@ -14,7 +14,7 @@ use crate::driver::Driver;
 use crate::error::{AbortReason, ConnectionError, WebSocketError};
 use crate::options::WebSocketStreamOptions;
 use crate::shared::{OpenState, Phase, Shared};
-use crate::transport::Transport;
+use crate::transport::{AsyncIo, Transport};
 
 /// Why the opening handshake failed: the `source()` of the WebSocketErrors that `opened`
 /// and `closed` fail with.
@@ -67,7 +67,12 @@ struct Established {
 
 /// Runs a client connection: the handshake (racing the abort signal and `close()`), then
 /// the driver.
-pub(crate) async fn run(shared: Arc<Shared>, url: Url, options: WebSocketStreamOptions) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    url: Url,
+    options: WebSocketStreamOptions,
+    stream: Option<Box<dyn AsyncIo>>,
+) {
     let signal = options.signal.clone();
     let aborted = async {
         match &signal {
@@ -85,7 +90,7 @@ pub(crate) async fn run(shared: Arc<Shared>, url: Url, options: WebSocketStreamO
         }
     };
     let result = tokio::select! {
-        result = connect(&url, &options) => result,
+        result = connect(&url, &options, stream) => result,
         reason = aborted => return abort(&shared, reason),
         () = interrupted => Err(ConnectError::Closed),
     };
@@ -169,23 +174,18 @@ fn fail(shared: &Shared, cause: AbortReason) {
         .settle(Err(ConnectionError::WebSocket(Arc::new(closed))));
 }
 
-async fn connect(url: &Url, options: &WebSocketStreamOptions) -> Result<Established, ConnectError> {
+async fn connect(
+    url: &Url,
+    options: &WebSocketStreamOptions,
+    stream: Option<Box<dyn AsyncIo>>,
+) -> Result<Established, ConnectError> {
     if url.scheme() == "wss" {
         return Err(ConnectError::TlsUnsupported);
     }
-    let port = url.port_or_known_default().unwrap_or(80);
-    let tcp = match url.host() {
-        Some(url::Host::Domain(domain)) => TcpStream::connect((domain, port)).await,
-        Some(url::Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
-        Some(url::Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "URL without host",
-        )),
-    }
-    .map_err(ConnectError::Io)?;
-    tcp.set_nodelay(true).map_err(ConnectError::Io)?;
-    let mut io = Transport::Tcp(tcp);
+    let mut io = match stream {
+        Some(stream) => Transport::Other(stream),
+        None => Transport::Tcp(connect_tcp(url).await?),
+    };
     let resource = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
@@ -211,6 +211,24 @@ async fn connect(url: &Url, options: &WebSocketStreamOptions) -> Result<Establis
             &response.extensions,
         ),
     })
+}
+
+/// Resolves the host and connects to each address in turn (tokio tries every resolved
+/// address, IPv6 and IPv4, until one accepts), with `TCP_NODELAY`.
+async fn connect_tcp(url: &Url) -> Result<TcpStream, ConnectError> {
+    let port = url.port_or_known_default().unwrap_or(80);
+    let tcp = match url.host() {
+        Some(url::Host::Domain(domain)) => TcpStream::connect((domain, port)).await,
+        Some(url::Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
+        Some(url::Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "URL without host",
+        )),
+    }
+    .map_err(ConnectError::Io)?;
+    tcp.set_nodelay(true).map_err(ConnectError::Io)?;
+    Ok(tcp)
 }
 
 async fn read_response(

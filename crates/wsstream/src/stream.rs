@@ -10,6 +10,7 @@ use crate::options::WebSocketStreamOptions;
 use crate::promise::Wait;
 use crate::shared::{Handle, OpenState, Phase, Shared};
 use crate::streams::{WebSocketReadable, WebSocketWritable};
+use crate::transport::AsyncIo;
 
 /// What `opened` resolves with (B19).
 #[derive(Clone, Debug)]
@@ -62,6 +63,26 @@ impl WebSocketStream {
     /// an `InvalidStateError` when called outside a tokio runtime. A signal that is already
     /// aborted makes `opened` and `closed` fail with its reason and nothing is sent (B10).
     pub fn new(url: &str, options: WebSocketStreamOptions) -> Result<Self, DomException> {
+        Self::start(url, options, None)
+    }
+
+    /// Like [`new`](Self::new), but runs the opening handshake over `stream`, an already
+    /// connected byte stream (a Unix socket, an in-memory pipe, a tunnel), instead of
+    /// connecting to the URL's host. The URL still provides the `Host` header, the
+    /// resource and the scheme.
+    pub fn with_stream(
+        url: &str,
+        options: WebSocketStreamOptions,
+        stream: impl AsyncIo,
+    ) -> Result<Self, DomException> {
+        Self::start(url, options, Some(Box::new(stream)))
+    }
+
+    fn start(
+        url: &str,
+        options: WebSocketStreamOptions,
+        io: Option<Box<dyn AsyncIo>>,
+    ) -> Result<Self, DomException> {
         let url = crate::url::parse_url(url)?;
         crate::url::validate_protocols(&options.protocols)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -81,7 +102,7 @@ impl WebSocketStream {
             shared.closed.settle(Err(ConnectionError::Aborted(reason)));
             return Ok(stream);
         }
-        runtime.spawn(crate::client::run(shared, url, options));
+        runtime.spawn(crate::client::run(shared, url, options, io));
         Ok(stream)
     }
 

@@ -112,3 +112,35 @@ async fn sink_and_stream_pipe_many_messages_in_order() {
     let closed = wss.closed().await.unwrap();
     assert_eq!(closed.close_code, Some(1005));
 }
+
+#[tokio::test]
+async fn with_stream_runs_the_handshake_over_an_in_memory_pipe() {
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let wss = server::accept(server_io, ServerOptions::default())
+            .await
+            .unwrap();
+        let info = wss.opened().await.unwrap();
+        let mut reader = info.readable.get_reader().unwrap();
+        let mut writer = info.writable.get_writer().unwrap();
+        while let Ok(Some(message)) = reader.read().await {
+            writer.write(message).await.unwrap();
+        }
+    });
+    let wss = WebSocketStream::with_stream(
+        "ws://in-memory.test/echo",
+        WebSocketStreamOptions::default(),
+        client_io,
+    )
+    .unwrap();
+    let info = wss.opened().await.unwrap();
+    let mut reader = info.readable.get_reader().unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    writer.write("over a pipe").await.unwrap();
+    assert_eq!(
+        reader.read().await.unwrap(),
+        Some(Message::from("over a pipe"))
+    );
+    wss.close(WebSocketCloseInfo::default()).unwrap();
+    assert_eq!(wss.closed().await.unwrap().close_code, Some(1005));
+}

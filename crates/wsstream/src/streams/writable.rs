@@ -2,13 +2,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use wsstream_proto::Message;
 
 use crate::error::{CancelReason, ConnectionError, StreamError, TypeError};
 use crate::promise::Wait;
-use crate::shared::{Handle, Inner, Phase};
+use crate::shared::{Handle, Inner, Phase, Shared};
 use crate::streams::readable::close_using_reason;
 
 /// The `writable` of [`WebSocketOpenInfo`](crate::WebSocketOpenInfo). Cheap to clone;
@@ -80,7 +81,7 @@ impl WebSocketWritable {
 
 fn abort(inner: &mut Inner, reason: CancelReason) {
     let error = match &reason {
-        CancelReason::WebSocketError(e) => StreamError::WebSocket(std::sync::Arc::new(e.clone())),
+        CancelReason::WebSocketError(e) => StreamError::WebSocket(Arc::new(e.clone())),
         CancelReason::Other(r) => StreamError::Aborted(r.clone()),
         CancelReason::None => StreamError::invalid_state("the writable stream was aborted"),
     };
@@ -113,7 +114,7 @@ impl WebSocketWriter {
         let mut inner = self.handle.lock();
         if inner.write_error.is_some() {
             return WriteFuture {
-                handle: self.handle.clone(),
+                shared: self.handle.shared.clone(),
                 seq: u64::MAX,
             };
         }
@@ -122,7 +123,7 @@ impl WebSocketWriter {
         inner.write_queue.push_back(message.into());
         inner.advance_writes();
         WriteFuture {
-            handle: self.handle.clone(),
+            shared: self.handle.shared.clone(),
             seq,
         }
     }
@@ -241,7 +242,8 @@ impl Drop for WebSocketWriter {
 /// buffer. The write happens whether or not this future is polled.
 #[must_use = "the write happens anyway; await the future to learn whether it succeeded"]
 pub struct WriteFuture {
-    handle: Handle,
+    /// Not a counted handle: pending writes alone do not keep the connection open.
+    shared: Arc<Shared>,
     seq: u64,
 }
 
@@ -256,7 +258,7 @@ impl std::fmt::Debug for WriteFuture {
 impl Future for WriteFuture {
     type Output = Result<(), StreamError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.handle.lock();
+        let mut inner = self.shared.lock();
         if self.seq < inner.done_seq {
             return Poll::Ready(Ok(()));
         }

@@ -29,7 +29,8 @@ const CONNECTED = "CONNECTED";
 const PONG = "RECEIVED: pong";
 const DISCONNECTED = 'DISCONNECTED: code 1000, reason "closed from the page"';
 
-const log = (msg) => console.log(`demo.mjs: ${msg}`);
+const t0 = Date.now();
+const log = (msg) => console.log(`demo.mjs: [${((Date.now() - t0) / 1000).toFixed(1).padStart(4)}s] ${msg}`);
 
 function verdict(passed) {
   console.log(`browser: ${passed ? 1 : 0} passed, ${passed ? 0 : 1} failed`);
@@ -153,7 +154,9 @@ try {
     }
   }
   try {
+    const closing = Date.now();
     await context?.close();
+    if (context) log(`chromium closed in ${Date.now() - closing} ms`);
   } catch {
     // the browser is gone already
   }

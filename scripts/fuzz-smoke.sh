@@ -15,7 +15,7 @@
 set -euo pipefail
 
 seconds="${FUZZ_SECONDS:-30}"
-targets="${FUZZ_TARGETS:-decoder_client decoder_server handshake_response handshake_request}"
+targets="${FUZZ_TARGETS:-decoder_client decoder_server handshake_response handshake_request connection inflate}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz_dir="$root/fuzz"

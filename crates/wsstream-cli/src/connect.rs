@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use clap::Args;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Stdout};
 use tokio::time::Instant;
 use wsstream::{
-    AbortSignal, ConnectionError, Message, WebSocketCloseInfo, WebSocketError, WebSocketOpenInfo,
-    WebSocketReader, WebSocketStream, WebSocketStreamOptions, WebSocketWriter,
+    AbortSignal, ConnectionError, DEFAULT_PING_TIMEOUT, Message, Proxy, TlsOptions,
+    WebSocketCloseInfo, WebSocketError, WebSocketOpenInfo, WebSocketReader, WebSocketStream,
+    WebSocketStreamOptions, WebSocketWriter,
 };
 
 use crate::encoding::{base64_decode, base64_encode, hex_decode, hex_encode, json_string};
@@ -19,8 +21,13 @@ use crate::report;
 /// Arguments of `wsstream connect`.
 #[derive(Args, Debug)]
 pub(crate) struct ConnectArgs {
-    /// The WebSocket URL (`ws://`; `http://` is mapped to `ws://`).
+    /// The WebSocket URL (`ws://` or `wss://`; `http://` and `https://` are mapped to
+    /// them).
     url: String,
+    /// Trust the CA certificates of this PEM file for `wss://`, in addition to the
+    /// system's (repeatable). Certificate verification is always on.
+    #[arg(long = "ca", value_name = "FILE")]
+    ca: Vec<PathBuf>,
     /// Subprotocol to offer (repeatable, in order of preference).
     #[arg(long = "protocol", value_name = "P")]
     protocols: Vec<String>,
@@ -62,6 +69,33 @@ pub(crate) struct ConnectArgs {
     /// closes at once.
     #[arg(long, value_name = "MS", default_value_t = 200)]
     linger: u64,
+    /// Connect through this proxy: `http://[user:password@]host:port` (HTTP CONNECT),
+    /// `https://…` (TLS to the proxy), `socks5://…` or `socks5h://…` (the proxy
+    /// resolves the host). Default: from the environment (`wss_proxy`, `https_proxy`,
+    /// `ws_proxy`, `http_proxy`, `all_proxy`, `no_proxy`).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    proxy: Option<String>,
+    /// Connect directly, ignoring the proxy environment variables.
+    #[arg(long)]
+    no_proxy: bool,
+    /// Send a ping every SECS seconds while connected (keepalive; default: none).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    ping_interval: Option<Duration>,
+    /// With --ping-interval: close the connection (1006) when nothing arrives within
+    /// SECS seconds of a ping (default 20).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "ping_interval")]
+    ping_timeout: Option<Duration>,
+    /// Fail the opening handshake (DNS, TCP, proxy, TLS and HTTP) after SECS seconds
+    /// (default: no limit).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    handshake_timeout: Option<Duration>,
+    /// Follow up to N redirects of the opening handshake (with 0 a redirect fails the
+    /// connection; wss:// never goes to ws://).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_redirects: usize,
+    /// TCP keepalive on the connection, probing after SECS seconds idle (default: off).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    tcp_keepalive: Option<Duration>,
 }
 
 fn parse_header(value: &str) -> Result<(String, String), String> {
@@ -186,10 +220,28 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
     if let Some(origin) = &args.origin {
         headers.push(("Origin".to_owned(), origin.clone()));
     }
+    let mut tls = TlsOptions::default();
+    for path in &args.ca {
+        let added = std::fs::read(path).and_then(|pem| tls.add_root_pem(&pem));
+        if let Err(e) = added {
+            return report::usage(format_args!("--ca {}: {e}", path.display()));
+        }
+    }
     let options = WebSocketStreamOptions {
         protocols: args.protocols.clone(),
         signal: args.timeout.map(AbortSignal::timeout),
         headers,
+        tls,
+        proxy: match (&args.proxy, args.no_proxy) {
+            (Some(url), _) => Proxy::Url(url.clone()),
+            (None, true) => Proxy::None,
+            (None, false) => Proxy::FromEnv,
+        },
+        handshake_timeout: args.handshake_timeout,
+        ping_interval: args.ping_interval,
+        ping_timeout: args.ping_timeout.unwrap_or(DEFAULT_PING_TIMEOUT),
+        tcp_keepalive: args.tcp_keepalive,
+        max_redirects: args.max_redirects,
         ..Default::default()
     };
     let wss = match WebSocketStream::new(&args.url, options) {

@@ -2,8 +2,10 @@
 //! [`wsstream`] crate's `WebSocketStream` API.
 //!
 //! * `wsstream demo`: MDN's ping/pong client against an embedded server.
-//! * `wsstream serve`: `/echo`, `/pingpong`, `/protocol`, `/headers` and the demo page.
-//! * `wsstream connect URL`: stdin lines to messages, messages to stdout.
+//! * `wsstream serve`: `/echo`, `/pingpong`, `/protocol`, `/headers` and the demo page
+//!   (over TLS with `--tls-cert FILE --tls-key FILE`).
+//! * `wsstream connect URL`: stdin lines to messages, messages to stdout (`wss://` with
+//!   the system's roots, plus `--ca FILE`).
 #![forbid(unsafe_code)]
 
 mod connect;
@@ -37,7 +39,7 @@ enum Command {
     /// Serve /echo, /pingpong, /protocol, /headers and the demo page at /.
     Serve(serve::ServeArgs),
     /// Connect to URL: stdin lines become messages, received messages go to stdout.
-    Connect(connect::ConnectArgs),
+    Connect(Box<connect::ConnectArgs>),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
-            Command::Connect(args) => connect::run(args).await,
+            Command::Connect(args) => connect::run(*args).await,
         }
     });
     // Do not wait for a blocking stdin read that may never return.

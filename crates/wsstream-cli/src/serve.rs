@@ -10,20 +10,24 @@
 //! * `/` and `/index.html` (a plain HTTP GET): the demo page, which uses the browser's own
 //!   `WebSocketStream` against `/pingpong`.
 //!
+//! With `--tls-cert` and `--tls-key` everything is served over TLS (`wss://` and
+//! `https://`).
+//!
 //! Anything else gets a 404. The request head is read here first (to tell a page request
 //! from an upgrade without wsstream answering the page request with a 400), then handed to
 //! [`wsstream::server::read_request`] through [`Prefixed`].
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsstream::server::{self, ServerOptions};
-use wsstream::{Message, WebSocketOpenInfo, WebSocketStream};
+use wsstream::server::{self, ServerOptions, TlsAcceptor};
+use wsstream::{AsyncIo, Message, WebSocketOpenInfo, WebSocketStream};
 
 use crate::prefixed::Prefixed;
 use crate::report;
@@ -41,13 +45,41 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the first line on stderr
-    /// is `listening on ws://ADDR`).
+    /// is `listening on ws://ADDR`, or `wss://` with TLS).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
+    /// Serve TLS (`wss://`, `https://`) with this certificate chain (PEM: the server's
+    /// certificate first, then intermediates). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// Reads the PEM files of --tls-cert and --tls-key into an acceptor.
+fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    TlsAcceptor::from_pem(&read(cert)?, &read(key)?).map_err(|e| {
+        format!(
+            "cannot use {} and {} for TLS: {e}",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 /// Runs `wsstream serve` until the process is stopped.
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match load_tls(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(e) => return report::fail(e),
+        },
+        _ => None,
+    };
     let listener = match TcpListener::bind(&args.addr).await {
         Ok(listener) => listener,
         Err(e) => return report::fail(format_args!("cannot listen on {}: {e}", args.addr)),
@@ -56,9 +88,14 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         Ok(addr) => addr,
         Err(e) => return report::fail(format_args!("cannot read the listening address: {e}")),
     };
-    eprintln!("listening on ws://{addr}");
-    eprintln!("endpoints: /echo /pingpong /protocol /headers; demo page: http://{addr}/");
-    Server { log: true }.run(listener).await;
+    let (ws, http) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    eprintln!("listening on {ws}://{addr}");
+    eprintln!("endpoints: /echo /pingpong /protocol /headers; demo page: {http}://{addr}/");
+    Server { log: true }.serve(listener, tls).await;
     ExitCode::SUCCESS
 }
 
@@ -141,7 +178,7 @@ enum Peek {
     Incomplete,
 }
 
-async fn peek_head(tcp: &mut TcpStream) -> io::Result<Peek> {
+async fn peek_head<S: AsyncIo>(tcp: &mut S) -> io::Result<Peek> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
@@ -207,10 +244,15 @@ impl Server {
     /// Accepts connections forever (accept errors such as running out of file
     /// descriptors are logged and retried).
     pub(crate) async fn run(self, listener: TcpListener) {
+        self.serve(listener, None).await;
+    }
+
+    /// [`run`](Self::run), over TLS when `tls` is given.
+    async fn serve(self, listener: TcpListener, tls: Option<TlsAcceptor>) {
         loop {
             match listener.accept().await {
                 Ok((tcp, peer)) => {
-                    tokio::spawn(self.connection(tcp, peer));
+                    tokio::spawn(self.accepted(tcp, peer, tls.clone()));
                 }
                 Err(e) => {
                     if self.log {
@@ -232,7 +274,7 @@ impl Server {
     /// drained for a moment first ("lingering close"): closing a socket with unread data
     /// makes the kernel send a reset, which can destroy the response before the client
     /// has read it.
-    async fn respond(self, mut tcp: TcpStream, response: &[u8]) {
+    async fn respond<S: AsyncIo>(self, mut tcp: S, response: &[u8]) {
         if tcp.write_all(response).await.is_err() || tcp.shutdown().await.is_err() {
             return;
         }
@@ -249,8 +291,21 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
 
-    async fn connection(self, mut tcp: TcpStream, peer: SocketAddr) {
+    /// Runs the TLS handshake (bounded like the request head) if `tls` is given, then
+    /// serves the connection.
+    async fn accepted(self, tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
         let _ = tcp.set_nodelay(true);
+        let Some(tls) = tls else {
+            return self.connection(tcp, peer).await;
+        };
+        match tokio::time::timeout(HEAD_TIMEOUT, tls.accept(tcp)).await {
+            Ok(Ok(stream)) => self.connection(stream, peer).await,
+            Ok(Err(e)) => self.log(peer, format_args!("TLS handshake failed: {e}")),
+            Err(_) => self.log(peer, "TLS handshake timed out"),
+        }
+    }
+
+    async fn connection<S: AsyncIo>(self, mut tcp: S, peer: SocketAddr) {
         let (buf, head_len) = match peek_head(&mut tcp).await {
             Ok(Peek::Complete { buf, head_len }) => (buf, head_len),
             Ok(Peek::TooLarge) => {
@@ -288,7 +343,7 @@ impl Server {
         self.websocket(Prefixed::new(buf, tcp), peer).await;
     }
 
-    async fn page(self, tcp: TcpStream, peer: SocketAddr, head: &Head) {
+    async fn page<S: AsyncIo>(self, tcp: S, peer: SocketAddr, head: &Head) {
         let path = head.path();
         let response = match head.method.as_str() {
             "GET" | "HEAD" => {
@@ -315,7 +370,7 @@ impl Server {
         self.respond(tcp, &response).await;
     }
 
-    async fn websocket(self, io: Prefixed<TcpStream>, peer: SocketAddr) {
+    async fn websocket<S: AsyncIo>(self, io: Prefixed<S>, peer: SocketAddr) {
         let upgrade = match server::read_request(io).await {
             Ok(upgrade) => upgrade,
             Err(e) => return self.log(peer, format_args!("upgrade refused: {e}")),

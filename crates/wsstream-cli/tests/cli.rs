@@ -1,12 +1,16 @@
 //! End-to-end tests of the `wsstream` binary: `serve`, `connect` and `demo` as separate
 //! processes, compared on their output and exit status.
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use wsstream_test_support::certs::{Ca, Leaf};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
 /// Generous bound for anything that should take well under a second.
@@ -36,13 +40,20 @@ fn next_line(rx: &Receiver<String>, what: &str) -> String {
 struct Server {
     child: Child,
     addr: String,
+    scheme: &'static str,
     log: Receiver<String>,
 }
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[], "ws")
+    }
+
+    /// `wsstream serve --addr 127.0.0.1:0 EXTRA…`, announcing `scheme://ADDR`.
+    fn start_with(extra: &[&str], scheme: &'static str) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -51,14 +62,19 @@ impl Server {
         let log = lines_of(child.stderr.take().expect("server stderr"));
         let first = next_line(&log, "wsstream serve");
         let addr = first
-            .strip_prefix("listening on ws://")
+            .strip_prefix(&format!("listening on {scheme}://"))
             .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
             .to_owned();
-        Self { child, addr, log }
+        Self {
+            child,
+            addr,
+            scheme,
+            log,
+        }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// Waits for a log line containing `needle`.
@@ -690,4 +706,289 @@ fn oversized_request_head_is_refused() {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+}
+
+// --- TLS ----------------------------------------------------------------------------
+
+/// Certificates generated for this test run, written as PEM files into a fresh directory.
+struct TlsFiles {
+    dir: PathBuf,
+}
+
+impl TlsFiles {
+    /// `ca.pem` (a test CA), `cert.pem` + `key.pem` (its leaf for localhost and
+    /// 127.0.0.1), `other-key.pem` (a key that matches nothing).
+    fn new(test: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-tls-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the certificate directory");
+        let ca = Ca::new("wsstream CLI test CA");
+        let leaf = ca.server(&["localhost", "127.0.0.1"]);
+        let other = Leaf::self_signed(&["localhost"]);
+        fs::write(dir.join("ca.pem"), ca.cert_pem()).expect("write ca.pem");
+        fs::write(dir.join("cert.pem"), &leaf.cert_pem).expect("write cert.pem");
+        fs::write(dir.join("key.pem"), &leaf.key_pem).expect("write key.pem");
+        fs::write(dir.join("other-key.pem"), &other.key_pem).expect("write other-key.pem");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    fn server(&self) -> Server {
+        Server::start_with(
+            &[
+                "--tls-cert",
+                &self.path("cert.pem"),
+                "--tls-key",
+                &self.path("key.pem"),
+            ],
+            "wss",
+        )
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn serve_over_tls_and_connect_with_the_ca() {
+    let files = TlsFiles::new("echo");
+    let server = files.server();
+    let out = run(
+        &[
+            "connect",
+            "--ca",
+            &files.path("ca.pem"),
+            &server.url("/echo"),
+        ],
+        "hi\nover tls\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["hi", "over tls"]);
+    // localhost and https:// work too.
+    let port = server.addr.rsplit(':').next().expect("port");
+    let out = run(
+        &[
+            "connect",
+            "--ca",
+            &files.path("ca.pem"),
+            &format!("https://localhost:{port}/pingpong"),
+        ],
+        "ping\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["pong"]);
+    assert!(
+        out.stderr
+            .contains(&format!("connected to wss://localhost:{port}/pingpong")),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn connect_without_the_ca_fails_with_the_tls_reason() {
+    let files = TlsFiles::new("unknown-ca");
+    let server = files.server();
+    let out = run(&["connect", &server.url("/echo")], "hi\n");
+    assert_failure(&out);
+    assert!(out.stderr.contains("TLS handshake failed"), "{out:#?}");
+    assert!(out.stderr.contains("UnknownIssuer"), "{out:#?}");
+    server.expect_log("TLS handshake failed");
+}
+
+#[test]
+fn plain_ws_client_against_the_tls_server_fails() {
+    let files = TlsFiles::new("plain");
+    let server = files.server();
+    // A plain-text WebSocket client against the TLS server fails, and the server says why.
+    let out = run(&["connect", &format!("ws://{}/echo", server.addr)], "");
+    assert_failure(&out);
+    server.expect_log("TLS handshake failed");
+}
+
+#[test]
+fn ca_file_that_is_missing_or_not_pem_is_a_usage_error() {
+    let files = TlsFiles::new("bad-ca");
+    let missing = files.path("missing.pem");
+    let out = run(&["connect", "--ca", &missing, "wss://localhost:1/"], "");
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    assert!(out.stderr.contains("missing.pem"), "{out:#?}");
+    let out = run(
+        &[
+            "connect",
+            "--ca",
+            &files.path("key.pem"),
+            "wss://localhost:1/",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    assert!(out.stderr.contains("no CERTIFICATE"), "{out:#?}");
+}
+
+#[test]
+fn serve_tls_flags_need_each_other_and_a_matching_key() {
+    let files = TlsFiles::new("bad-serve");
+    let out = run(
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &files.path("cert.pem"),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+    let out = run(
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &files.path("cert.pem"),
+            "--tls-key",
+            &files.path("other-key.pem"),
+        ],
+        "",
+    );
+    assert_failure(&out);
+    assert!(out.stderr.contains("for TLS"), "{out:#?}");
+}
+
+/// A one-connection HTTP CONNECT proxy on a thread: answers 200 to the CONNECT and
+/// relays both ways. Returns its address and the CONNECT request line it received.
+fn one_shot_connect_proxy() -> (String, Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy addr").to_string();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let Ok((mut client, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if client.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let line = head.lines().next().unwrap_or_default().to_owned();
+        let _ = tx.send(line.clone());
+        let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+        let Ok(server) = TcpStream::connect(&target) else {
+            return;
+        };
+        if client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+        let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
+            return;
+        };
+        let up = thread::spawn(move || {
+            let _ = std::io::copy(&mut client_r, &mut server_w);
+            let _ = server_w.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut server_r, mut client_w) = (server, client);
+        let _ = std::io::copy(&mut server_r, &mut client_w);
+        let _ = client_w.shutdown(std::net::Shutdown::Write);
+        let _ = up.join();
+    });
+    (addr, rx)
+}
+
+#[test]
+fn proxy_flag_tunnels_through_an_http_connect_proxy() {
+    let server = Server::start();
+    let (proxy, requests) = one_shot_connect_proxy();
+    let out = run(
+        &[
+            "connect",
+            "--proxy",
+            &format!("http://{proxy}"),
+            &server.url("/echo"),
+        ],
+        "hi\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["hi"]);
+    let line = requests.recv_timeout(DEADLINE).expect("a CONNECT request");
+    assert_eq!(line, format!("CONNECT {} HTTP/1.1", server.addr));
+}
+
+#[test]
+fn proxy_flag_with_an_unreachable_proxy_is_a_clear_error() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let out = run(
+        &[
+            "connect",
+            "--proxy",
+            &format!("http://{closed}"),
+            "ws://127.0.0.1:9/",
+        ],
+        "",
+    );
+    assert_failure(&out);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot connect to the proxy http://{closed}")),
+        "{out:#?}"
+    );
+    // --proxy and --no-proxy contradict each other: a usage error.
+    let out = run(
+        &["connect", "--proxy", "http://p:1", "--no-proxy", "ws://h/"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:#?}");
+}
+
+#[test]
+fn handshake_timeout_flag_fails_a_handshake_that_never_completes() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let silent = thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let _ = done_rx.recv_timeout(DEADLINE);
+        drop(stream);
+    });
+    let start = Instant::now();
+    let out = run(
+        &[
+            "connect",
+            "--handshake-timeout",
+            "0.5",
+            "--no-proxy",
+            "--max-redirects",
+            "2",
+            "--ping-interval",
+            "1",
+            "--ping-timeout",
+            "1",
+            "--tcp-keepalive",
+            "30",
+            &format!("ws://{addr}/slow"),
+        ],
+        "",
+    );
+    let elapsed = start.elapsed();
+    assert_failure(&out);
+    assert!(out.stderr.contains("timed out after 500ms"), "{out:#?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    drop(done_tx);
+    silent.join().expect("listener thread");
 }

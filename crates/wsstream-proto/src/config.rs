@@ -1,5 +1,7 @@
 //! Limits and tunables of a [`Connection`](crate::Connection).
 
+use crate::ext::deflate::{DeflateConfig, DeflateParams};
+
 /// Default message size limit: 64 MiB (the frame limit equals it by default).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Default size of outgoing data frames: messages larger than this are fragmented.
@@ -24,6 +26,15 @@ pub struct Config {
     ///
     /// [`Connection::wants_data`]: crate::Connection::wants_data
     pub send_buffer: usize,
+    /// permessage-deflate (RFC 7692), when the opening handshake negotiated it: the agreed
+    /// [`DeflateParams`] and our [`DeflateConfig`] (for its compression level and threshold;
+    /// its negotiation fields are not used here). `None` (the default): no extension, and
+    /// RSV1 on any frame fails the connection.
+    ///
+    /// The [`Connection`](crate::Connection) works out which half is ours from its role:
+    /// a client compresses with the `client_*` parameters and inflates with the `server_*`
+    /// ones, a server the other way round.
+    pub deflate: Option<(DeflateParams, DeflateConfig)>,
 }
 
 impl Default for Config {
@@ -33,6 +44,7 @@ impl Default for Config {
             max_frame_size: DEFAULT_MAX_MESSAGE_SIZE,
             frame_size: DEFAULT_FRAME_SIZE,
             send_buffer: DEFAULT_SEND_BUFFER,
+            deflate: None,
         }
     }
 }
@@ -49,6 +61,13 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// An error with a static description.
+    pub(crate) const fn new(what: &'static str) -> Self {
+        Self(what)
+    }
+}
+
 impl Config {
     /// Checks that every limit is usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -60,6 +79,10 @@ impl Config {
         }
         if self.max_frame_size == 0 || self.max_message_size == 0 {
             return Err(ConfigError("size limits must be at least 1"));
+        }
+        if let Some((params, deflate)) = &self.deflate {
+            params.validate()?;
+            deflate.validate()?;
         }
         Ok(())
     }

@@ -40,18 +40,22 @@ pub enum ProtocolError {
     },
     /// A message larger than the configured message limit: close code 1009.
     MessageTooLarge {
-        /// Size the message would reach.
+        /// Size the message would reach. For a compressed message this is a lower bound
+        /// (the limit plus one): inflation stops at the first byte over the limit.
         size: u64,
         /// The limit in force.
         limit: usize,
     },
+    /// The payload of a compressed message does not inflate (RFC 7692 §7.2.2): close code
+    /// 1007, as for any payload inconsistent with its message type.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code sent to the peer when failing the connection for this reason.
     pub const fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -63,7 +67,10 @@ impl std::fmt::Display for ProtocolError {
         match self {
             Self::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
             Self::ReservedBits(bits) => {
-                write!(f, "reserved bits set ({bits:#05b}) without an extension")
+                write!(
+                    f,
+                    "reserved bits set ({bits:#05b}) where no extension allows them"
+                )
             }
             Self::UnmaskedFrame => f.write_str("client frame is not masked"),
             Self::MaskedFrame => f.write_str("server frame is masked"),
@@ -89,6 +96,7 @@ impl std::fmt::Display for ProtocolError {
                     "message of {size} bytes exceeds the limit of {limit} bytes"
                 )
             }
+            Self::InvalidCompressedData => f.write_str("compressed payload does not inflate"),
         }
     }
 }

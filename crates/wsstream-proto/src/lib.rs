@@ -1,8 +1,9 @@
 //! # wsstream-proto: a sans-io RFC 6455 engine
 //!
 //! This crate is the WebSocket protocol and nothing else: handshake bytes for both roles,
-//! the frame codec, masking, fragmentation, UTF-8 validation, message limits and the
-//! closing handshake. It performs **no I/O**, owns **no clock** and spawns nothing. A
+//! the frame codec, masking, fragmentation, UTF-8 validation, message limits, the
+//! closing handshake and permessage-deflate (RFC 7692, negotiated with [`ext::deflate`] and
+//! switched on through [`Config::deflate`]). It performs **no I/O**, owns **no clock** and spawns nothing. A
 //! runtime (the `wsstream` crate uses tokio) moves bytes between a socket and a
 //! [`Connection`]:
 //!
@@ -24,7 +25,7 @@
 //! * **Backpressure as data**: [`Connection::wants_data`] reports whether the transmit buffer
 //!   has room for more data frames; the runtime turns that into a pending future.
 //! * Payloads are zero-copy: a frame that arrived whole in the input buffer is split off the
-//!   buffer, never copied.
+//!   buffer, never copied (a compressed message is inflated into a buffer of its own).
 //!
 //! Every rule of RFC 6455 that the engine enforces cites its section at the place it is
 //! implemented. Peer violations fail the connection with the close code of
@@ -35,6 +36,7 @@ pub mod close;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod ext;
 pub mod handshake;
 pub mod message;
 pub mod role;

@@ -1,4 +1,8 @@
 //! placeholder
 
+pub mod certs;
+pub mod faults;
 pub mod frames;
+pub mod hostile;
+pub mod proxies;
 pub mod wpt;

@@ -1,11 +1,11 @@
-//! The connect flow of a client stream: URL → TCP → opening handshake → driver.
+//! The connect flow of a client stream: URL → TCP → TLS (`wss://`) → opening handshake →
+//! driver.
 
 use std::io;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use url::Url;
 use wsstream_proto::handshake::{ClientHandshake, ClientRequest, HandshakeError};
 use wsstream_proto::{Connection, Role};
@@ -14,7 +14,7 @@ use crate::driver::Driver;
 use crate::error::{AbortReason, ConnectionError, WebSocketError};
 use crate::options::WebSocketStreamOptions;
 use crate::shared::{OpenState, Phase, Shared};
-use crate::transport::{AsyncIo, Transport};
+use crate::transport::{AsyncIo, Transport, tls};
 
 /// Why the opening handshake failed: the `source()` of the WebSocketErrors that `opened`
 /// and `closed` fail with.
@@ -26,12 +26,27 @@ pub enum ConnectError {
     /// The server's response was not a valid WebSocket handshake (RFC 6455 §4.1), e.g. a
     /// non-101 status.
     Handshake(HandshakeError),
-    /// `wss://` needs TLS, which this build does not include yet.
-    TlsUnsupported,
+    /// The TLS handshake of a `wss://` connection failed: the server's certificate was
+    /// rejected (unknown issuer, expired, not valid for the host name, …), the peer
+    /// misbehaved, or the [`TlsOptions`](crate::TlsOptions) could not be turned into a
+    /// configuration. The source is the rustls error when there is one; see
+    /// [`tls_error`](Self::tls_error).
+    Tls(io::Error),
     /// The server closed the connection before completing the handshake.
     ClosedDuringHandshake,
     /// `close()` was called, or every handle dropped, during the handshake (B23).
     Closed,
+    /// The proxy failed: unreachable, refused the tunnel (e.g. 407, proxy authentication
+    /// required), or a bad proxy URL. The source is the [`ProxyError`](crate::ProxyError).
+    Proxy(crate::ProxyError),
+    /// [`handshake_timeout`](crate::WebSocketStreamOptions::handshake_timeout) expired
+    /// before the connection opened.
+    Timeout(std::time::Duration),
+    /// A redirect of the opening handshake was not followed; the source is the
+    /// [`RedirectError`](crate::RedirectError). (With the default
+    /// [`max_redirects`](crate::WebSocketStreamOptions::max_redirects) of 0 a redirect
+    /// is a [`Handshake`](Self::Handshake) error with its status instead.)
+    Redirect(crate::RedirectError),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -39,11 +54,16 @@ impl std::fmt::Display for ConnectError {
         match self {
             Self::Io(_) => f.write_str("connection failed"),
             Self::Handshake(_) => f.write_str("handshake failed"),
-            Self::TlsUnsupported => f.write_str("wss:// is not supported by this build"),
+            Self::Tls(_) => f.write_str("TLS handshake failed"),
             Self::ClosedDuringHandshake => {
                 f.write_str("the server closed the connection during the handshake")
             }
             Self::Closed => f.write_str("closed during the opening handshake"),
+            Self::Proxy(_) => f.write_str("the connection through the proxy failed"),
+            Self::Timeout(limit) => {
+                write!(f, "the opening handshake timed out after {limit:?}")
+            }
+            Self::Redirect(_) => f.write_str("redirect not followed"),
         }
     }
 }
@@ -53,6 +73,31 @@ impl std::error::Error for ConnectError {
         match self {
             Self::Io(e) => Some(e),
             Self::Handshake(e) => Some(e),
+            Self::Tls(e) => Some(e),
+            Self::Proxy(e) => Some(e),
+            Self::Redirect(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl ConnectError {
+    /// An I/O error of the handshake: a TLS error when rustls raised it (with TLS 1.3 a
+    /// server refuses our certificate only after our side of the TLS handshake is done,
+    /// so its alert arrives while the HTTP response is read).
+    fn from_io(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            Self::Tls(e)
+        } else {
+            Self::Io(e)
+        }
+    }
+
+    /// The rustls error behind a [`Tls`](Self::Tls) failure, e.g.
+    /// `InvalidCertificate(UnknownIssuer)`, to match on the reason.
+    pub fn tls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            Self::Tls(e) => e.get_ref()?.downcast_ref(),
             _ => None,
         }
     }
@@ -174,17 +219,107 @@ fn fail(shared: &Shared, cause: AbortReason) {
         .settle(Err(ConnectionError::WebSocket(Arc::new(closed))));
 }
 
+/// The outcome of one handshake attempt.
+enum Attempt {
+    Open(Established),
+    /// A redirect status with a `Location`.
+    Redirect {
+        error: HandshakeError,
+        location: String,
+    },
+}
+
+/// The opening handshake, bounded by `handshake_timeout`, following redirects as far as
+/// `max_redirects` allows.
 async fn connect(
     url: &Url,
     options: &WebSocketStreamOptions,
     stream: Option<Box<dyn AsyncIo>>,
 ) -> Result<Established, ConnectError> {
-    if url.scheme() == "wss" {
-        return Err(ConnectError::TlsUnsupported);
+    match options.handshake_timeout {
+        Some(limit) => tokio::time::timeout(limit, follow_redirects(url, options, stream))
+            .await
+            .unwrap_or(Err(ConnectError::Timeout(limit))),
+        None => follow_redirects(url, options, stream).await,
     }
-    let mut io = match stream {
-        Some(stream) => Transport::Other(stream),
-        None => Transport::Tcp(connect_tcp(url).await?),
+}
+
+async fn follow_redirects(
+    url: &Url,
+    options: &WebSocketStreamOptions,
+    mut stream: Option<Box<dyn AsyncIo>>,
+) -> Result<Established, ConnectError> {
+    let mut headers = options.headers.clone();
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("user-agent"))
+    {
+        headers.push((
+            "User-Agent".to_owned(),
+            crate::options::DEFAULT_USER_AGENT.to_owned(),
+        ));
+    }
+    // Over a caller's stream there is no other connection to make.
+    let max_redirects = if stream.is_some() {
+        0
+    } else {
+        options.max_redirects
+    };
+    let mut current = url.clone();
+    let mut redirects = 0;
+    loop {
+        match connect_once(&current, options, &headers, stream.take()).await? {
+            Attempt::Open(established) => return Ok(established),
+            Attempt::Redirect { error, .. } if max_redirects == 0 => {
+                return Err(ConnectError::Handshake(error));
+            }
+            Attempt::Redirect { location, .. } if redirects == max_redirects => {
+                return Err(ConnectError::Redirect(crate::RedirectError::TooMany {
+                    max: max_redirects,
+                    location,
+                }));
+            }
+            Attempt::Redirect { location, .. } => {
+                let next = crate::redirect::resolve(&current, &location)
+                    .map_err(ConnectError::Redirect)?;
+                if !crate::redirect::same_origin(&current, &next) {
+                    headers.retain(|(name, _)| !crate::redirect::is_credential_header(name));
+                }
+                current = next;
+                redirects += 1;
+            }
+        }
+    }
+}
+
+async fn connect_once(
+    url: &Url,
+    options: &WebSocketStreamOptions,
+    headers: &[(String, String)],
+    stream: Option<Box<dyn AsyncIo>>,
+) -> Result<Attempt, ConnectError> {
+    let secure = url.scheme() == "wss";
+    let mut io = match (stream, secure) {
+        (Some(stream), false) => Transport::Other(stream),
+        (None, false) => connect_tcp(url, options).await?,
+        (Some(stream), true) => Transport::Other(Box::new(
+            tls::connect(stream, url, &options.tls)
+                .await
+                .map_err(ConnectError::Tls)?,
+        )),
+        (None, true) => match connect_tcp(url, options).await? {
+            Transport::Tcp(tcp) => Transport::Tls(Box::new(
+                tls::connect(tcp, url, &options.tls)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+            // TLS with the target inside a proxy's tunnel.
+            tunnel => Transport::Other(Box::new(
+                tls::connect(tunnel, url, &options.tls)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+        },
     };
     let resource = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -196,57 +331,76 @@ async fn connect(
         resource: &resource,
         protocols: &options.protocols,
         extensions: None,
-        headers: &options.headers,
+        headers,
     })
     .map_err(ConnectError::Handshake)?;
     io.write_all(handshake.request())
         .await
-        .map_err(ConnectError::Io)?;
-    let (response, leftover) = read_response(&mut io, &handshake).await?;
-    Ok(Established {
+        .map_err(ConnectError::from_io)?;
+    let (response, leftover) = match read_response(&mut io, &handshake).await? {
+        Response::Upgraded(response, leftover) => (response, leftover),
+        Response::Redirect { error, location } => {
+            return Ok(Attempt::Redirect { error, location });
+        }
+    };
+    Ok(Attempt::Open(Established {
         io,
         leftover,
         protocol: response.protocol.unwrap_or_default(),
         extensions: wsstream_proto::handshake::ExtensionOffer::to_header_value(
             &response.extensions,
         ),
-    })
+    }))
 }
 
-/// Resolves the host and connects to each address in turn (tokio tries every resolved
-/// address, IPv6 and IPv4, until one accepts), with `TCP_NODELAY`.
-async fn connect_tcp(url: &Url) -> Result<TcpStream, ConnectError> {
-    let port = url.port_or_known_default().unwrap_or(80);
-    let tcp = match url.host() {
-        Some(url::Host::Domain(domain)) => TcpStream::connect((domain, port)).await,
-        Some(url::Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
-        Some(url::Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "URL without host",
-        )),
-    }
-    .map_err(ConnectError::Io)?;
-    tcp.set_nodelay(true).map_err(ConnectError::Io)?;
-    Ok(tcp)
+/// The byte stream to run TLS (for `wss://`) and the handshake over: TCP to the URL's
+/// host (every resolved address in turn, IPv6 and IPv4, with `TCP_NODELAY` and the
+/// optional TCP keepalive), or a tunnel through the proxy `options.proxy` selects
+/// (`Transport::Tcp` for HTTP CONNECT and SOCKS5, `Transport::Tls` for an `https://`
+/// proxy).
+async fn connect_tcp(
+    url: &Url,
+    options: &WebSocketStreamOptions,
+) -> Result<Transport, ConnectError> {
+    crate::proxy::connect(url, options).await
+}
+
+/// The server's answer to the upgrade request.
+enum Response {
+    /// `101`: the validated response and the bytes after its head.
+    Upgraded(wsstream_proto::handshake::HandshakeResponse, BytesMut),
+    /// A redirect status with a `Location` (followed only if the options allow it).
+    Redirect {
+        error: HandshakeError,
+        location: String,
+    },
 }
 
 async fn read_response(
     io: &mut Transport,
     handshake: &ClientHandshake,
-) -> Result<(wsstream_proto::handshake::HandshakeResponse, BytesMut), ConnectError> {
+) -> Result<Response, ConnectError> {
     use tokio::io::AsyncReadExt;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
-        if io.read_buf(&mut buf).await.map_err(ConnectError::Io)? == 0 {
+        if io.read_buf(&mut buf).await.map_err(ConnectError::from_io)? == 0 {
             return Err(ConnectError::ClosedDuringHandshake);
         }
-        if let Some((response, head)) = handshake
-            .parse_response(&buf)
-            .map_err(ConnectError::Handshake)?
-        {
-            let _ = buf.split_to(head);
-            return Ok((response, buf));
+        match handshake.parse_response(&buf) {
+            Ok(Some((response, head))) => {
+                let _ = buf.split_to(head);
+                return Ok(Response::Upgraded(response, buf));
+            }
+            Ok(None) => {}
+            Err(error @ HandshakeError::Status { status, .. })
+                if crate::redirect::is_redirect(status) =>
+            {
+                return match crate::redirect::location(&buf) {
+                    Some(location) => Ok(Response::Redirect { error, location }),
+                    None => Err(ConnectError::Handshake(error)),
+                };
+            }
+            Err(e) => return Err(ConnectError::Handshake(e)),
         }
     }
 }

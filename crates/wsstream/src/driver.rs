@@ -46,6 +46,9 @@ pub(crate) struct Driver {
     read_size: usize,
     wbuf: Option<BytesMut>,
     eof: bool,
+    /// Bytes were written since the last completed flush. TLS keeps encrypted records
+    /// when the socket is full; they must be flushed even if no further write comes.
+    unflushed: bool,
     shutdown: bool,
     close_timeout: Duration,
     timer: Option<Pin<Box<Sleep>>>,
@@ -106,6 +109,7 @@ impl Driver {
             read_size: MIN_READ_SIZE,
             wbuf: None,
             eof: false,
+            unflushed: false,
             shutdown: false,
             close_timeout,
             timer: None,
@@ -249,6 +253,7 @@ impl Driver {
                 Poll::Ready(Ok(n)) => {
                     buf.advance(n);
                     progress = true;
+                    self.unflushed = true;
                     if buf.is_empty() {
                         self.wbuf = None;
                     }
@@ -258,6 +263,18 @@ impl Driver {
                         inner.wake_writers();
                     }
                 }
+                Poll::Ready(Err(e)) => {
+                    self.io_error = Some(e);
+                    return (true, true);
+                }
+                Poll::Pending => {}
+            }
+        }
+
+        // Flush once the transmit buffer is drained (a no-op for TCP).
+        if self.wbuf.is_none() && self.unflushed {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(e)) => {
                     self.io_error = Some(e);
                     return (true, true);
@@ -306,6 +323,7 @@ impl Driver {
             inner.conn.as_ref().map_or(state, |c| c.state())
         };
         let transmitted = self.wbuf.is_none()
+            && !self.unflushed
             && !self
                 .shared
                 .lock()
@@ -326,13 +344,14 @@ impl Driver {
             }
             State::Closed | State::Failed => {
                 if transmitted {
-                    if state == State::Failed || self.role == Role::Server || self.eof {
-                        // RFC 6455 §7.1.1: the server closes TCP first; a failed
-                        // connection is closed at once.
+                    if state == State::Failed || self.eof {
+                        // A failed connection is closed at once.
                         return (progress, true);
                     }
-                    // The client waits for the server to close TCP (§7.1.1), bounded by
-                    // the close timeout; shutting down our write side tells it we are done.
+                    // Shutting down our write side (over TLS: close_notify first) tells
+                    // the peer we are done. RFC 6455 §7.1.1: the server then closes TCP;
+                    // the client waits for the server to close it, bounded by the close
+                    // timeout.
                     if !self.shutdown {
                         match Pin::new(&mut self.io).poll_shutdown(cx) {
                             Poll::Ready(_) => {
@@ -341,6 +360,9 @@ impl Driver {
                             }
                             Poll::Pending => {}
                         }
+                    }
+                    if self.role == Role::Server && self.shutdown {
+                        return (progress, true);
                     }
                 }
                 self.start_timer(if transmitted {

@@ -40,8 +40,12 @@ mod abort;
 mod client;
 mod driver;
 mod error;
+#[allow(dead_code)] // Until the driver calls it (see keepalive.rs).
+mod keepalive;
 mod options;
 mod promise;
+mod proxy;
+mod redirect;
 pub mod server;
 mod shared;
 mod stream;
@@ -55,11 +59,19 @@ pub use error::{
     AbortReason, CancelReason, ClosedError, ConnectionError, DomException, DomExceptionName,
     OpenError, StreamError, TypeError, WebSocketError,
 };
-pub use options::{DEFAULT_CLOSE_TIMEOUT, WebSocketStreamOptions};
+pub use options::{
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, DEFAULT_USER_AGENT, WebSocketStreamOptions,
+};
+pub use proxy::{Proxy, ProxyError, ProxyErrorKind};
+pub use redirect::RedirectError;
+/// The rustls version this crate is built with, for [`TlsOptions`] and
+/// [`server::TlsAcceptor`] (`rustls::ClientConfig`, `rustls::pki_types::CertificateDer`, …).
+pub use rustls;
 pub use stream::{Closed, Opened, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream};
 pub use streams::{
     FlushFuture, WebSocketReadable, WebSocketReader, WebSocketWritable, WebSocketWriter,
     WriteFuture,
 };
 pub use transport::AsyncIo;
+pub use transport::tls::{Roots, TlsOptions};
 pub use wsstream_proto::{Message, Utf8Bytes};

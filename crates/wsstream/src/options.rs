@@ -4,9 +4,18 @@
 use std::time::Duration;
 
 use crate::abort::AbortSignal;
+use crate::proxy::Proxy;
+use crate::transport::tls::TlsOptions;
 
 /// Default close timeout: how long to wait for the peer's half of the closing handshake.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default [`ping_timeout`](WebSocketStreamOptions::ping_timeout) of keepalive pings.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `User-Agent` sent when [`headers`](WebSocketStreamOptions::headers) has none:
+/// `wsstream/` and this crate's version.
+pub const DEFAULT_USER_AGENT: &str = concat!("wsstream/", env!("CARGO_PKG_VERSION"));
 
 /// Options of [`WebSocketStream::new`](crate::WebSocketStream::new).
 ///
@@ -29,8 +38,10 @@ pub struct WebSocketStreamOptions {
     /// Aborts the opening handshake (B10, B15–B18); no effect once open.
     pub signal: Option<AbortSignal>,
     /// Extra request headers (e.g. `Authorization`, `Origin`, `Cookie`). The protocol's
-    /// own headers (`Upgrade`, `Sec-WebSocket-*`, …) cannot be overridden: such a header
-    /// fails the connection.
+    /// own headers (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`) cannot be
+    /// overridden: such a header fails the connection (`opened` fails with a
+    /// [`ConnectError::Handshake`](crate::ConnectError::Handshake) naming it). A
+    /// `User-Agent: wsstream/<version>` is sent unless one is given here.
     pub headers: Vec<(String, String)>,
     /// Largest message accepted (the frame limit is the same); larger ones close the
     /// connection with 1009 before being buffered. Default 64 MiB.
@@ -41,6 +52,43 @@ pub struct WebSocketStreamOptions {
     /// Cap of encoded outgoing bytes waiting for the socket: a write completes once its
     /// message is in this buffer (B37). Default 64 KiB.
     pub send_buffer_size: usize,
+    /// TLS settings of `wss://` connections (roots, client certificate, or a complete
+    /// rustls configuration). Default: the platform verifier, no client certificate.
+    /// Unused for `ws://`.
+    pub tls: TlsOptions,
+    /// The proxy to connect through. Default [`Proxy::FromEnv`]: `wss_proxy` /
+    /// `https_proxy` / `all_proxy` for `wss://`, `ws_proxy` / `http_proxy` / `all_proxy`
+    /// for `ws://`, except for hosts `no_proxy` lists and loopback hosts. Unused by
+    /// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream).
+    pub proxy: Proxy,
+    /// Bound on the whole opening handshake: DNS, TCP, proxy, TLS, the HTTP upgrade and
+    /// any redirects. When it expires `opened` fails with a WebSocketError whose source
+    /// is [`ConnectError::Timeout`](crate::ConnectError::Timeout). Default `None`: as in
+    /// the browser, only the [`signal`](Self::signal) bounds it (e.g.
+    /// `AbortSignal::timeout`, which fails `opened` with the signal's reason instead).
+    pub handshake_timeout: Option<Duration>,
+    /// Keepalive: send a Ping every `ping_interval` while the connection is open.
+    /// Default `None` (no pings, as in the browser).
+    pub ping_interval: Option<Duration>,
+    /// With [`ping_interval`](Self::ping_interval): when nothing at all (Pong or any
+    /// other frame) arrives within this time after a Ping, the peer is considered gone
+    /// and the connection closes uncleanly (1006; the WebSocketError's source says the
+    /// peer stopped answering). Not enforced while the application leaves the readable
+    /// full (nothing is read from the socket then). Default [`DEFAULT_PING_TIMEOUT`]
+    /// (20 s).
+    pub ping_timeout: Duration,
+    /// TCP keepalive (`SO_KEEPALIVE`) on the client's TCP socket (to the server or the
+    /// proxy), with this idle time before the first probe; probe interval and count are
+    /// the operating system's. Default `None` (off).
+    pub tcp_keepalive: Option<Duration>,
+    /// How many redirects (`301`, `302`, `303`, `307`, `308` with a `Location`) of the
+    /// opening handshake to follow. Default 0: as in the browser, a redirect fails the
+    /// connection (a [`ConnectError::Handshake`](crate::ConnectError::Handshake) with
+    /// the status). A redirect from `wss://` to `ws://` is never followed;
+    /// `Authorization`, `Cookie` and `Proxy-Authorization` headers are not sent to
+    /// another origin; redirects are not followed over a stream given to
+    /// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream).
+    pub max_redirects: usize,
 }
 
 impl Default for WebSocketStreamOptions {
@@ -52,6 +100,13 @@ impl Default for WebSocketStreamOptions {
             max_message_size: wsstream_proto::config::DEFAULT_MAX_MESSAGE_SIZE,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
+            tls: TlsOptions::default(),
+            proxy: Proxy::FromEnv,
+            handshake_timeout: None,
+            ping_interval: None,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            tcp_keepalive: None,
+            max_redirects: 0,
         }
     }
 }

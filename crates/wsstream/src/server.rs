@@ -11,6 +11,17 @@
 //! let info = wss.opened().await?;
 //! # let _ = info; Ok(()) }
 //! ```
+//!
+//! ## TLS (`wss://`)
+//!
+//! TLS is a layer below the upgrade: make a [`TlsAcceptor`] once (from PEM files with
+//! [`TlsAcceptor::from_pem`], or from any rustls `ServerConfig` with [`TlsAcceptor::new`]),
+//! then either [`read_request_tls`] / [`accept_tls`] (TLS handshake, then the upgrade
+//! request), or [`TlsAcceptor::accept`] followed by [`read_request`] on the TLS stream
+//! when the stream is needed first (e.g. to look at the SNI name or the client's
+//! certificate). The server-role stream behaves the same over TLS; its
+//! [`url`](WebSocketStream::url) starts with `wss://` when the request came through
+//! [`read_request_tls`] or [`accept_tls`].
 
 use std::io;
 use std::time::Duration;
@@ -26,6 +37,9 @@ use crate::options::DEFAULT_CLOSE_TIMEOUT;
 use crate::shared::{OpenState, Phase, Shared};
 use crate::transport::{AsyncIo, Transport};
 
+pub use crate::transport::tls::TlsAcceptor;
+/// The server side of a TLS connection, as [`TlsAcceptor::accept`] returns it.
+pub use tokio_rustls::server::TlsStream;
 pub use wsstream_proto::handshake::HandshakeRequest as Request;
 
 /// Limits of a server-side connection.
@@ -55,6 +69,9 @@ impl Default for ServerOptions {
 pub enum AcceptError {
     /// Reading or writing the socket failed.
     Io(io::Error),
+    /// The TLS handshake failed (e.g. the client rejected our certificate, or offered
+    /// none when one is required); the source is the rustls error when there is one.
+    Tls(io::Error),
     /// The request was not a valid WebSocket upgrade; the 400/426/431 response has been
     /// sent.
     Request(RequestError),
@@ -68,6 +85,7 @@ impl std::fmt::Display for AcceptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "I/O error during the upgrade: {e}"),
+            Self::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Self::Request(e) => write!(f, "bad upgrade request: {e}"),
             Self::Closed => f.write_str("the client closed the connection before the upgrade"),
             Self::Config(e) => e.fmt(f),
@@ -78,7 +96,7 @@ impl std::fmt::Display for AcceptError {
 impl std::error::Error for AcceptError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io(e) => Some(e),
+            Self::Io(e) | Self::Tls(e) => Some(e),
             Self::Request(e) => Some(e),
             Self::Config(e) => Some(e),
             Self::Closed => None,
@@ -98,6 +116,8 @@ pub struct UpgradeRequest<S> {
     io: S,
     request: HandshakeRequest,
     leftover: BytesMut,
+    /// Read through [`read_request_tls`]: the stream's URL is `wss://`.
+    secure: bool,
 }
 
 impl<S> std::fmt::Debug for UpgradeRequest<S> {
@@ -123,6 +143,7 @@ pub async fn read_request<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, Ac
                     io,
                     request,
                     leftover: buf,
+                    secure: false,
                 });
             }
             Ok(None) => {}
@@ -133,6 +154,28 @@ pub async fn read_request<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, Ac
             }
         }
     }
+}
+
+/// Runs the TLS handshake over `io` with `tls`, then [`read_request`] over the TLS
+/// stream.
+pub async fn read_request_tls<S: AsyncIo>(
+    io: S,
+    tls: &TlsAcceptor,
+) -> Result<UpgradeRequest<TlsStream<S>>, AcceptError> {
+    let io = tls.accept(io).await.map_err(AcceptError::Tls)?;
+    let mut upgrade = read_request(io).await?;
+    upgrade.secure = true;
+    Ok(upgrade)
+}
+
+/// Accepts a TLS connection and an upgrade without a subprotocol: [`read_request_tls`]
+/// then [`UpgradeRequest::accept`].
+pub async fn accept_tls<S: AsyncIo>(
+    io: S,
+    tls: &TlsAcceptor,
+    options: ServerOptions,
+) -> Result<WebSocketStream, AcceptError> {
+    read_request_tls(io, tls).await?.accept(None, options).await
 }
 
 /// Accepts an upgrade without a subprotocol: [`read_request`] then
@@ -166,7 +209,8 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
         let response = self.request.accept(protocol, None, &[]);
         self.io.write_all(&response).await?;
-        let url = format!("ws://{}{}", self.request.host, self.request.resource);
+        let scheme = if self.secure { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}{}", self.request.host, self.request.resource);
         let shared = Shared::new(url, Phase::Open, Some(conn));
         shared.opened.settle(Ok(OpenState {
             protocol: protocol.unwrap_or_default().to_owned(),

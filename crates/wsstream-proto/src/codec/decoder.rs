@@ -25,7 +25,7 @@ pub fn validate_header(header: &FrameHeader, rules: &HeaderRules) -> Result<OpCo
         .op()
         .ok_or(ProtocolError::ReservedOpcode(header.opcode))?;
     // §5.2: RSV bits MUST be 0 unless an extension defines them. Extensions use them on
-    // the first frame of a data message only (RFC 7692 §6.1), never on control frames or
+    // the first frame of a data message only (RFC 7692 §6), never on control frames or
     // continuations.
     let rsv_ok = match op {
         OpCode::Text | OpCode::Binary => header.rsv & !rules.rsv_allowed == 0,

@@ -1,5 +1,5 @@
-//! The byte stream under a connection: TCP, or any boxed `AsyncRead + AsyncWrite`
-//! (TLS joins here). Nothing WebSocket-specific.
+//! The byte stream under a connection: TCP, TLS over TCP, or any boxed
+//! `AsyncRead + AsyncWrite`. Nothing WebSocket-specific.
 
 use std::io;
 use std::pin::Pin;
@@ -7,6 +7,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+pub(crate) mod tls;
+
+/// A client-side TLS stream over TCP.
+pub(crate) type ClientTls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Any bidirectional byte stream usable as a transport.
 pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -16,6 +21,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncIo for T {}
 pub(crate) enum Transport {
     /// Plain TCP.
     Tcp(TcpStream),
+    /// TLS over TCP (`wss://`), boxed: the rustls state is large and TCP stays small.
+    Tls(Box<ClientTls>),
     /// Anything else (in-memory pipes, Unix sockets, tunnels).
     Other(Box<dyn AsyncIo>),
 }
@@ -28,6 +35,7 @@ impl AsyncRead for Transport {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Self::Other(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -41,6 +49,7 @@ impl AsyncWrite for Transport {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Self::Other(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
@@ -48,6 +57,7 @@ impl AsyncWrite for Transport {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Self::Other(s) => Pin::new(s).poll_flush(cx),
         }
     }
@@ -55,6 +65,7 @@ impl AsyncWrite for Transport {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Self::Other(s) => Pin::new(s).poll_shutdown(cx),
         }
     }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds wsstream-bench (fat LTO, one codegen unit) and runs the whole matrix: every
+# scenario × client, WSB_REPS repetitions (default 3) with clients interleaved, each run in
+# its own process against the near-zero-cost server in a child process. Prints markdown
+# tables (medians, ratio to the raw-TCP limit, ratio to the best peer) on stdout; progress
+# goes to stderr. Fails if any client fails its correctness checks.
+#
+#   WSB_SCALE=0.25 bench/run.sh                 # quarter counts
+#   WSB_SCENARIOS=recv-16-bin,echo-32 WSB_CLIENTS=wsstream,raw bench/run.sh
+#
+# On a 2-core machine the server (one thread) and the measured client (one current-thread
+# runtime) each get a core; nothing is pinned.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# 10,000 idle connections need two descriptors each on loopback (client and server side).
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then
+    ulimit -n 65536
+else
+    ulimit -n "$hard"
+fi
+
+cargo build --quiet --profile bench-lto -p wsstream-bench --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin="${target_dir:-target}/bench-lto/wsstream-bench"
+
+echo "## wsstream-bench"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), Linux $(uname -r), $(rustc --version | cut -d' ' -f1-2)."
+echo "Load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (anything well above 0 means other work shared the cores: trust the CPU columns more than the rates)."
+status=0
+"$bin" matrix || status=$?
+echo
+echo "Load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+exit "$status"

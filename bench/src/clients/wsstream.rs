@@ -1,0 +1,104 @@
+//! wsstream through its public WebSocketStream API only: `reader.read()`, `writer.write()`
+//! and the writer's `Sink` (`feed` batches into the send buffer), default options.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use wsstream::{Message, WebSocketCloseInfo, WebSocketStream, WebSocketStreamOptions};
+
+use crate::BoxError;
+use crate::clients::{Held, park};
+use crate::scenario::{Clock, Received, Span, payload};
+
+async fn open(
+    addr: &str,
+    path: &str,
+) -> Result<(WebSocketStream, wsstream::WebSocketOpenInfo), BoxError> {
+    let wss = WebSocketStream::new(
+        &format!("ws://{addr}{path}"),
+        WebSocketStreamOptions::default(),
+    )?;
+    let info = wss.opened().await?;
+    Ok((wss, info))
+}
+
+/// Reads every message the server sends, until its Close.
+pub(crate) async fn recv(addr: &str, path: &str, text: bool) -> Result<(Received, Span), BoxError> {
+    let (wss, info) = open(addr, path).await?;
+    let mut reader = info.readable.get_reader()?;
+    let mut received = Received::default();
+    let start = Clock::start();
+    while let Some(message) = reader.read().await? {
+        received.add(message.is_text(), text, message.as_bytes());
+    }
+    let elapsed = start.stop();
+    let closed = wss.closed().await?;
+    received.close = Some((closed.close_code.unwrap_or(0), closed.reason));
+    Ok((received, elapsed))
+}
+
+/// Sends `n` binary messages through the `Sink`, then closes; returns the server's count.
+pub(crate) async fn send(
+    addr: &str,
+    n: u64,
+    size: usize,
+) -> Result<(Option<(u16, String)>, Span), BoxError> {
+    let (wss, info) = open(addr, "/count").await?;
+    let mut writer = info.writable.get_writer()?;
+    let data = Bytes::from(payload(size));
+    let start = Clock::start();
+    for _ in 0..n {
+        writer.feed(Message::from(data.clone())).await?;
+    }
+    // `close()` sends Close after the queued writes and waits for the closing handshake.
+    writer.close().await?;
+    let elapsed = start.stop();
+    let closed = wss.closed().await?;
+    Ok((
+        Some((closed.close_code.unwrap_or(0), closed.reason)),
+        elapsed,
+    ))
+}
+
+/// `n` sequential round trips: `write()` then `read()`.
+pub(crate) async fn echo(addr: &str, n: u64, size: usize) -> Result<(Vec<u64>, Span), BoxError> {
+    let (wss, info) = open(addr, "/echo").await?;
+    let mut reader = info.readable.get_reader()?;
+    let mut writer = info.writable.get_writer()?;
+    let data = Bytes::from(payload(size));
+    let mut rtts = Vec::with_capacity(n as usize);
+    let clock = Clock::start();
+    for _ in 0..n {
+        let t = Instant::now();
+        writer.write(Message::from(data.clone())).await?;
+        let reply = reader.read().await?.ok_or("closed during echo")?;
+        rtts.push(t.elapsed().as_nanos() as u64);
+        if reply.is_text() || reply.as_bytes() != &data[..] {
+            return Err("echo mismatch".into());
+        }
+    }
+    let span = clock.stop();
+    wss.close(WebSocketCloseInfo {
+        close_code: Some(1000),
+        reason: String::new(),
+    })?;
+    let closed = wss.closed().await?;
+    if closed.close_code != Some(1000) {
+        return Err(format!("closed with {closed:?}").into());
+    }
+    Ok((rtts, span))
+}
+
+/// One idle connection: a task waits for the next message with the reader and writer.
+pub(crate) async fn idle(addr: &str) -> Result<Held, BoxError> {
+    let (wss, info) = open(addr, "/echo").await?;
+    let mut reader = info.readable.get_reader()?;
+    let writer = info.writable.get_writer()?;
+    drop(info);
+    let task = park(async move {
+        let _ = reader.read().await;
+        drop(writer);
+    });
+    Ok(Box::new((wss, task)))
+}

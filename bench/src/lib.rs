@@ -1,0 +1,196 @@
+//! End-to-end loopback benchmark of wsstream against tokio-tungstenite, fastwebsockets,
+//! tokio-websockets and a raw-TCP client that moves the same bytes without WebSocket
+//! parsing (the physical limit).
+//!
+//! One binary, three uses:
+//!
+//! * `wsstream-bench <scenario> <client>`: one measured run. It starts the near-zero-cost
+//!   server as a child process (`wsstream-bench server`, one current-thread runtime, so it
+//!   takes at most one of the two cores), runs the client on a current-thread runtime in
+//!   this process, checks what the client received or what the server counted, and prints
+//!   a `RESULT` line. A client that skips work fails the run instead of winning it.
+//! * `wsstream-bench matrix`: every scenario × client, repeated (`WSB_REPS`, default 3)
+//!   with the client order rotated each repetition, each run in a fresh process; prints the
+//!   medians as markdown tables with ratios to the raw limit and to the best peer.
+//! * `wsstream-bench server`: the server alone; prints `LISTEN <addr>`.
+//!
+//! `WSB_SCALE` multiplies every message and connection count (default 1: the issue's
+//! counts). `WSB_RT=multi` runs the client on a two-worker multi-thread runtime instead.
+//! `WSB_SPAWN=1` runs the client's code in a spawned task instead of the `block_on` future.
+//! `WSB_SERVER=<addr>` points a single run at a server already running (to profile the
+//! client alone).
+//!
+//! The `wsstream-bench-heap` binary is the same program with a counting global allocator;
+//! the idle scenario runs through it (when built) to report heap bytes per connection
+//! without slowing the throughput scenarios down with allocation counting.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, ExitCode, Stdio};
+
+mod clients;
+mod matrix;
+mod mem;
+mod scenario;
+mod server;
+mod wire;
+
+use clients::{CLIENTS, Client};
+use scenario::{Kind, SCENARIOS, Scenario};
+
+/// The error type of a run.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Returns the bytes currently allocated on the heap (by a counting global allocator).
+pub type HeapProbe = fn() -> usize;
+
+/// Runs the command line (see the crate docs). `heap` reads the live heap size when the
+/// binary has a counting allocator.
+pub fn run_cli(heap: Option<HeapProbe>) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("server") => run_server(),
+        Some("matrix") => matrix::run(),
+        Some("list") => {
+            for s in SCENARIOS {
+                println!("scenario {} {:?}", s.name, s.kind);
+            }
+            for c in CLIENTS {
+                println!("client {}", c.name());
+            }
+            Ok(())
+        }
+        Some(scenario) if args.len() >= 2 => single(scenario, &args[1], heap),
+        _ => {
+            eprintln!(
+                "usage: wsstream-bench <scenario> <client> | matrix | server | list\n\
+                 scenarios: {}\nclients: {}",
+                SCENARIOS
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                CLIENTS
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `WSB_SCALE`, default 1.
+pub(crate) fn scale() -> f64 {
+    std::env::var("WSB_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0)
+}
+
+/// Set for a server started by a run: it then exits when its stdin closes.
+const WATCH_STDIN: &str = "WSB_SERVER_WATCH_STDIN";
+
+fn run_server() -> Result<(), BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    println!("LISTEN {}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    // Started by a run: exit when that parent goes away (its end of our stdin closes).
+    if std::env::var_os(WATCH_STDIN).is_some() {
+        std::thread::spawn(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+            std::process::exit(0);
+        });
+    }
+    rt.block_on(server::serve(listener));
+    Ok(())
+}
+
+/// The sibling binary `name` next to this executable, if it was built.
+pub(crate) fn sibling(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::current_exe().ok()?.with_file_name(name);
+    path.exists().then_some(path)
+}
+
+fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), BoxError> {
+    let scenario = Scenario::find(scenario)
+        .ok_or_else(|| format!("unknown scenario {scenario:?} (try `list`)"))?
+        .scaled(scale());
+    let client =
+        Client::find(client).ok_or_else(|| format!("unknown client {client:?} (try `list`)"))?;
+    if matches!(scenario.kind, Kind::Idle { .. })
+        && heap.is_none()
+        && let Some(heap_bin) = sibling("wsstream-bench-heap")
+    {
+        let status = Command::new(heap_bin)
+            .args(std::env::args().skip(1))
+            .status()?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(format!("wsstream-bench-heap: {status}").into())
+        };
+    }
+    // `WSB_SERVER=addr` uses a server already running (for profiling the client alone).
+    let mut server = None;
+    let addr = match std::env::var("WSB_SERVER") {
+        Ok(addr) if !addr.is_empty() => addr,
+        _ => {
+            let mut child = Command::new(std::env::current_exe()?)
+                .arg("server")
+                .env(WATCH_STDIN, "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let mut line = String::new();
+            if let Some(out) = child.stdout.take() {
+                BufReader::new(out).read_line(&mut line)?;
+            }
+            server = Some(child);
+            line.trim()
+                .strip_prefix("LISTEN ")
+                .ok_or_else(|| format!("server said {line:?}"))?
+                .to_owned()
+        }
+    };
+    let rt = if scenario.multi || std::env::var("WSB_RT").is_ok_and(|v| v == "multi") {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    let kind = scenario.kind;
+    let outcome = if std::env::var("WSB_SPAWN").is_ok_and(|v| v == "1") {
+        // The client's code in a spawned task rather than in `block_on`'s future.
+        rt.block_on(async move {
+            tokio::spawn(async move { client.run(&addr, kind, heap).await })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string().into()))
+        })
+    } else {
+        rt.block_on(client.run(&addr, kind, heap))
+    };
+    drop(rt);
+    if let Some(mut server) = server {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    let outcome = outcome.map_err(|e| format!("{} {}: {e}", scenario.name, client.name()))?;
+    println!("{}", outcome.line());
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! The scenarios of the matrix, the payload every side agrees on, and the checks a client
+//! must pass for its figure to count.
+
+use std::time::Duration;
+
+/// What a scenario exercises.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    /// The server sends `n` messages of `size` bytes; the client reads them all.
+    Recv { n: u64, size: usize, text: bool },
+    /// The client sends `n` binary messages of `size` bytes; the server counts them.
+    Send { n: u64, size: usize },
+    /// `n` sequential round trips of one binary message of `size` bytes.
+    Echo { n: u64, size: usize },
+    /// `conns` open connections doing nothing.
+    Idle { conns: u64 },
+}
+
+/// One row group of the matrix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    /// Run the client on a two-worker multi-thread runtime (the default of
+    /// `#[tokio::main]`) instead of a current-thread one.
+    pub(crate) multi: bool,
+}
+
+/// The matrix at the counts (scale 1).
+pub(crate) const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "recv-16-bin",
+        kind: Kind::Recv {
+            n: 2_000_000,
+            size: 16,
+            text: false,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "recv-16-text",
+        kind: Kind::Recv {
+            n: 2_000_000,
+            size: 16,
+            text: true,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "recv-1k",
+        kind: Kind::Recv {
+            n: 500_000,
+            size: 1024,
+            text: false,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "recv-64k",
+        kind: Kind::Recv {
+            n: 20_000,
+            size: 64 * 1024,
+            text: false,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "recv-1m",
+        kind: Kind::Recv {
+            n: 1_000,
+            size: 1 << 20,
+            text: false,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "send-16",
+        kind: Kind::Send {
+            n: 1_000_000,
+            size: 16,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "send-64k",
+        kind: Kind::Send {
+            n: 20_000,
+            size: 64 * 1024,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "echo-32",
+        kind: Kind::Echo {
+            n: 100_000,
+            size: 32,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "idle",
+        kind: Kind::Idle { conns: 10_000 },
+        multi: false,
+    },
+    Scenario {
+        name: "recv-16-bin-mt",
+        kind: Kind::Recv {
+            n: 2_000_000,
+            size: 16,
+            text: false,
+        },
+        multi: true,
+    },
+    Scenario {
+        name: "send-16-mt",
+        kind: Kind::Send {
+            n: 1_000_000,
+            size: 16,
+        },
+        multi: true,
+    },
+    Scenario {
+        name: "echo-32-mt",
+        kind: Kind::Echo {
+            n: 100_000,
+            size: 32,
+        },
+        multi: true,
+    },
+];
+
+impl Scenario {
+    /// Looks a scenario up by name.
+    pub(crate) fn find(name: &str) -> Option<Self> {
+        SCENARIOS.iter().copied().find(|s| s.name == name)
+    }
+
+    /// The scenario with its counts multiplied by `scale` (at least 1).
+    pub(crate) fn scaled(self, scale: f64) -> Self {
+        let s = |n: u64| ((n as f64 * scale).round() as u64).max(1);
+        let kind = match self.kind {
+            Kind::Recv { n, size, text } => Kind::Recv {
+                n: s(n),
+                size,
+                text,
+            },
+            Kind::Send { n, size } => Kind::Send { n: s(n), size },
+            Kind::Echo { n, size } => Kind::Echo { n: s(n), size },
+            Kind::Idle { conns } => Kind::Idle { conns: s(conns) },
+        };
+        Self { kind, ..self }
+    }
+}
+
+/// The payload of every data message: printable ASCII (valid UTF-8 for the text scenario),
+/// `a..z` repeated.
+pub(crate) fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// What a receiving client saw, to compare with what the server sent.
+#[derive(Debug, Default)]
+pub(crate) struct Received {
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+    /// Sum of each message's first and last byte: proves every payload was materialised.
+    pub(crate) checksum: u64,
+    /// Messages of the wrong type (binary for text or the reverse).
+    pub(crate) wrong_type: u64,
+    /// The Close frame's code and reason.
+    pub(crate) close: Option<(u16, String)>,
+}
+
+impl Received {
+    /// Records one data message.
+    #[inline]
+    pub(crate) fn add(&mut self, is_text: bool, expect_text: bool, data: &[u8]) {
+        self.messages += 1;
+        self.bytes += data.len() as u64;
+        if let (Some(first), Some(last)) = (data.first(), data.last()) {
+            self.checksum += u64::from(*first) + u64::from(*last);
+        }
+        if is_text != expect_text {
+            self.wrong_type += 1;
+        }
+    }
+
+    /// Compares with what the server sent: `n` messages of `size` bytes, then Close 1000
+    /// "done".
+    pub(crate) fn verify(
+        &self,
+        n: u64,
+        size: usize,
+        expect_close: Option<(u16, &str)>,
+    ) -> Result<(), String> {
+        let p = payload(size);
+        let per = p
+            .first()
+            .map_or(0, |f| u64::from(*f) + u64::from(p[size - 1]));
+        let expected = (n, n * size as u64, n * per, 0);
+        let got = (self.messages, self.bytes, self.checksum, self.wrong_type);
+        if got != expected {
+            return Err(format!(
+                "received (messages, bytes, checksum, wrong type) = {got:?}, expected {expected:?}"
+            ));
+        }
+        if let Some((code, reason)) = expect_close {
+            match &self.close {
+                Some((c, r)) if *c == code && r == reason => {}
+                other => return Err(format!("close {other:?}, expected {code} {reason:?}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the server's count reply "count=N bytes=B" after a send scenario.
+pub(crate) fn verify_count(
+    close: Option<(u16, String)>,
+    n: u64,
+    size: usize,
+) -> Result<(), String> {
+    let expected = format!("count={n} bytes={}", n * size as u64);
+    match close {
+        Some((1000, reason)) if reason == expected => Ok(()),
+        other => Err(format!(
+            "server counted {other:?}, expected 1000 {expected:?}"
+        )),
+    }
+}
+
+/// The figures of one run.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outcome {
+    /// Messages (or round trips) per second.
+    pub(crate) rate: f64,
+    /// Payload megabytes (10^6) per second.
+    pub(crate) mbps: f64,
+    /// Round-trip latency percentiles in microseconds.
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    /// Client CPU time (user + kernel) per message or round trip, in nanoseconds.
+    pub(crate) cpu_ns: f64,
+    /// Idle memory per connection in KiB.
+    pub(crate) rss_kib: f64,
+    /// Heap per connection in KiB; negative when not measured.
+    pub(crate) heap_kib: f64,
+}
+
+impl Outcome {
+    /// A throughput outcome: `n` messages of `size` bytes in `span`.
+    pub(crate) fn throughput(n: u64, size: usize, span: Span) -> Self {
+        let secs = span.wall.as_secs_f64();
+        Self {
+            rate: n as f64 / secs,
+            mbps: (n * size as u64) as f64 / secs / 1e6,
+            cpu_ns: span.cpu_ns as f64 / n as f64,
+            heap_kib: -1.0,
+            ..Self::default()
+        }
+    }
+
+    /// A latency outcome from per-round-trip durations in nanoseconds.
+    pub(crate) fn latency(mut rtts: Vec<u64>, size: usize, span: Span) -> Self {
+        rtts.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((rtts.len() as f64 - 1.0) * p).round() as usize;
+            rtts.get(i).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        Self {
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            ..Self::throughput(rtts.len() as u64, size, span)
+        }
+    }
+
+    /// The machine-readable line a single run prints.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "RESULT rate={} mbps={} p50_us={} p99_us={} cpu_ns={} rss_kib={} heap_kib={}",
+            self.rate,
+            self.mbps,
+            self.p50_us,
+            self.p99_us,
+            self.cpu_ns,
+            self.rss_kib,
+            self.heap_kib
+        )
+    }
+
+    /// Parses [`line`](Self::line).
+    pub(crate) fn parse(line: &str) -> Option<Self> {
+        let rest = line.strip_prefix("RESULT ")?;
+        let mut o = Self::default();
+        for kv in rest.split_whitespace() {
+            let (k, v) = kv.split_once('=')?;
+            let v: f64 = v.parse().ok()?;
+            match k {
+                "rate" => o.rate = v,
+                "mbps" => o.mbps = v,
+                "p50_us" => o.p50_us = v,
+                "p99_us" => o.p99_us = v,
+                "cpu_ns" => o.cpu_ns = v,
+                "rss_kib" => o.rss_kib = v,
+                "heap_kib" => o.heap_kib = v,
+                _ => {}
+            }
+        }
+        Some(o)
+    }
+}
+
+/// On-CPU time of this process so far, in nanoseconds: the sum over its threads of the
+/// first field of `/proc/self/task/*/schedstat` (user and kernel time). Unlike wall-clock
+/// rates, this barely moves when other work shares the machine.
+pub(crate) fn cpu_ns() -> u64 {
+    // The kernel brings a running thread's total up to date when it schedules: yield once
+    // so this thread's figure is exact rather than up to a tick old.
+    std::thread::yield_now();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Wall-clock and CPU time of a measured window.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    wall: std::time::Instant,
+    cpu: u64,
+}
+
+/// What a [`Clock`] measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Span {
+    pub(crate) wall: Duration,
+    pub(crate) cpu_ns: u64,
+}
+
+impl Clock {
+    /// Starts measuring.
+    pub(crate) fn start() -> Self {
+        Self {
+            cpu: cpu_ns(),
+            wall: std::time::Instant::now(),
+        }
+    }
+
+    /// The time since [`start`](Self::start).
+    pub(crate) fn stop(&self) -> Span {
+        let wall = self.wall.elapsed();
+        Span {
+            wall,
+            cpu_ns: cpu_ns().saturating_sub(self.cpu),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The near-zero-cost server: a hand-written handshake, then one of three modes chosen by
+//! the request path.
+//!
+//! * `/send?n=N&size=S&text=0|1`: writes N pre-encoded frames of S bytes from one buffer
+//!   built once (a run of identical frames, written again and again), then Close 1000
+//!   "done", then waits for the client's Close and closes TCP.
+//! * `/count`: reads frames by their headers without unmasking, counts data messages and
+//!   payload bytes, and answers the client's Close with Close 1000 "count=N bytes=B".
+//! * `/echo`: unmasks each frame and echoes it unmasked; answers Ping with Pong and Close
+//!   with Close. Idle connections use this mode too.
+//!
+//! It runs on a current-thread runtime in its own process, so it uses at most one of the
+//! two cores and the client measured gets the other one.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::scenario::payload;
+use crate::wire::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+
+/// Bytes of frames in the buffer the send mode writes repeatedly.
+const SEND_CHUNK: usize = 1 << 20;
+/// How long the server waits for a client's Close after its own.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// Serves until the process ends.
+pub(crate) async fn serve(listener: TcpListener) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(async move {
+            if let Err(e) = connection(tcp).await
+                && !matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                )
+            {
+                eprintln!("server: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(mut tcp: TcpStream) -> io::Result<()> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let end = loop {
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(pos) = wire::find(&buf, b"\r\n\r\n") {
+            break pos + 4;
+        }
+        if buf.len() > 16 * 1024 {
+            return Err(io::Error::other("request head too long"));
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.advance(end);
+    let path = head
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| io::Error::other("no request target"))?
+        .to_owned();
+    let key = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_owned())
+        })
+        .ok_or_else(|| io::Error::other("no Sec-WebSocket-Key"))?;
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        wire::accept_key(&key)
+    );
+    tcp.write_all(response.as_bytes()).await?;
+    let (route, query) = path.split_once('?').unwrap_or((&path, ""));
+    match route {
+        "/send" => {
+            let param = |name: &str| -> usize {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            send(&mut tcp, buf, param("n"), param("size"), param("text") == 1).await
+        }
+        "/count" => count(&mut tcp, buf).await,
+        _ => echo(&mut tcp, buf).await,
+    }
+}
+
+async fn send(
+    tcp: &mut TcpStream,
+    mut buf: BytesMut,
+    n: usize,
+    size: usize,
+    text: bool,
+) -> io::Result<()> {
+    let mut frame = Vec::new();
+    wire::put_frame(
+        &mut frame,
+        if text { OP_TEXT } else { OP_BINARY },
+        &payload(size),
+        false,
+    );
+    let per_chunk = (SEND_CHUNK / frame.len()).max(1);
+    let chunk = frame.repeat(per_chunk);
+    for _ in 0..n / per_chunk {
+        tcp.write_all(&chunk).await?;
+    }
+    tcp.write_all(&chunk[..(n % per_chunk) * frame.len()])
+        .await?;
+    let mut close = Vec::new();
+    wire::put_frame(&mut close, OP_CLOSE, &wire::close_body(1000, "done"), false);
+    tcp.write_all(&close).await?;
+    // Wait for the client's Close (discarding anything else), then close TCP first, as
+    // the server should (RFC 6455 §7.1.1).
+    let wait = async {
+        loop {
+            while let Some(h) = wire::parse_header(&buf) {
+                let total = h.size + h.len as usize;
+                if buf.len() < total {
+                    break;
+                }
+                if h.opcode == OP_CLOSE {
+                    return Ok(());
+                }
+                buf.advance(total);
+            }
+            if tcp.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+    };
+    let result: io::Result<()> = tokio::time::timeout(CLOSE_WAIT, wait)
+        .await
+        .unwrap_or(Ok(()));
+    result
+}
+
+async fn count(tcp: &mut TcpStream, mut buf: BytesMut) -> io::Result<()> {
+    let mut messages = 0u64;
+    let mut bytes = 0u64;
+    // Payload bytes of the current data frame still to skip.
+    let mut skip = 0u64;
+    buf.reserve(256 * 1024);
+    loop {
+        loop {
+            if skip > 0 {
+                let k = skip.min(buf.len() as u64);
+                buf.advance(k as usize);
+                skip -= k;
+                if skip > 0 {
+                    break;
+                }
+            }
+            let Some(h) = wire::parse_header(&buf) else {
+                break;
+            };
+            match h.opcode {
+                OP_CLOSE | OP_PING => {
+                    let total = h.size + h.len as usize;
+                    if buf.len() < total {
+                        break;
+                    }
+                    let mut body = buf[h.size..total].to_vec();
+                    if let Some(mask) = h.mask {
+                        wire::apply_mask(&mut body, mask);
+                    }
+                    buf.advance(total);
+                    let mut out = Vec::new();
+                    if h.opcode == OP_PING {
+                        wire::put_frame(&mut out, OP_PONG, &body, false);
+                        tcp.write_all(&out).await?;
+                        continue;
+                    }
+                    let reason = format!("count={messages} bytes={bytes}");
+                    wire::put_frame(&mut out, OP_CLOSE, &wire::close_body(1000, &reason), false);
+                    tcp.write_all(&out).await?;
+                    return Ok(());
+                }
+                _ => {
+                    if h.fin && h.opcode != OP_PONG {
+                        messages += 1;
+                    }
+                    if h.opcode != OP_PONG {
+                        bytes += h.len;
+                    }
+                    buf.advance(h.size);
+                    skip = h.len;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 64 * 1024 {
+            buf.reserve(256 * 1024);
+        }
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+async fn echo(tcp: &mut TcpStream, mut buf: BytesMut) -> io::Result<()> {
+    let mut out = Vec::new();
+    loop {
+        while let Some(h) = wire::parse_header(&buf) {
+            let total = h.size + h.len as usize;
+            if buf.len() < total {
+                buf.reserve(total - buf.len());
+                break;
+            }
+            let mut frame = buf.split_to(total);
+            let body = &mut frame[h.size..];
+            if let Some(mask) = h.mask {
+                wire::apply_mask(body, mask);
+            }
+            match h.opcode {
+                OP_PING => wire::put_frame(&mut out, OP_PONG, body, false),
+                OP_PONG => {}
+                OP_CLOSE => {
+                    wire::put_frame(&mut out, OP_CLOSE, body, false);
+                    tcp.write_all(&out).await?;
+                    return Ok(());
+                }
+                op => {
+                    out.push((u8::from(h.fin) << 7) | op);
+                    let mut header = Vec::new();
+                    wire::put_header(&mut header, op, body.len(), false);
+                    out.extend_from_slice(&header[1..]);
+                    out.extend_from_slice(body);
+                }
+            }
+        }
+        if !out.is_empty() {
+            tcp.write_all(&out).await?;
+            out.clear();
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8192);
+        }
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}

@@ -12,7 +12,7 @@
 # The last line printed is `autobahn: N passed, M failed`; reports go to target/autobahn-reports.
 #
 # Environment (all optional):
-#   AUTOBAHN_CASES    case patterns (default "1.* ... 11.*"; 12.*/13.* need permessage-deflate)
+#   AUTOBAHN_CASES    case patterns (default "1.* ... 13.*", including permessage-deflate)
 #   AUTOBAHN_PROFILE  full (default, includes 9.* with its 16 MiB messages) | fast (no 9.*)
 #   AUTOBAHN_PORT     server port (default: a free one chosen now)
 #   AUTOBAHN_AGENT    agent name in the report (default wsstream)
@@ -44,7 +44,7 @@ RUNNER=${AUTOBAHN_RUNNER:-$ROOT/../shared/autobahn/run-client-suite.sh}
 command -v python3 >/dev/null 2>&1 || die "python3 is needed"
 
 export AUTOBAHN_AGENT=${AUTOBAHN_AGENT:-wsstream}
-export AUTOBAHN_CASES=${AUTOBAHN_CASES:-1.* 2.* 3.* 4.* 5.* 6.* 7.* 8.* 9.* 10.* 11.*}
+export AUTOBAHN_CASES=${AUTOBAHN_CASES:-1.* 2.* 3.* 4.* 5.* 6.* 7.* 8.* 9.* 10.* 12.* 13.*}
 export AUTOBAHN_PROFILE=${AUTOBAHN_PROFILE:-full}
 if [ -z "${AUTOBAHN_PORT:-}" ]; then
   # The fuzzingserver binds 0.0.0.0, so ask for a port that is free on every address.

@@ -250,7 +250,13 @@ async fn drain(reader: &mut WebSocketReader) {
 }
 
 async fn echo_exit(upgrade: UpgradeRequest<TcpStream>) {
-    let Some(wss) = accept(upgrade, None).await else {
+    // permessage-deflate off, so the test's 8 MiB message really is 8 MiB on the wire
+    // (it is all zeros: compressed, it would be sent before the server closes).
+    let options = ServerOptions {
+        compression: None,
+        ..ServerOptions::default()
+    };
+    let Ok(wss) = upgrade.accept(None, options).await else {
         return;
     };
     let Ok(info) = wss.opened().await else {
@@ -387,7 +393,12 @@ async fn send_backpressure(upgrade: UpgradeRequest<TcpStream>) {
     // Allocated (and touched) before the handshake completes, so the client's memory
     // baseline already includes it; every message shares this one buffer.
     let payload = Bytes::from(vec![0x5a_u8; SEND_BACKPRESSURE_MESSAGE_SIZE]);
-    let Some(wss) = accept(upgrade, None).await else {
+    // As the WPT handler: permessage-deflate off, so 16 MiB really cross the socket.
+    let options = ServerOptions {
+        compression: None,
+        ..ServerOptions::default()
+    };
+    let Ok(wss) = upgrade.accept(None, options).await else {
         return;
     };
     let Ok(info) = wss.opened().await else {

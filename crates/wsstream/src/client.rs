@@ -7,6 +7,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use url::Url;
+use wsstream_proto::ext::deflate::{
+    DeflateConfig, DeflateNegotiationError, DeflateParams, EXTENSION_NAME,
+};
 use wsstream_proto::handshake::{ClientHandshake, ClientRequest, HandshakeError};
 use wsstream_proto::{Connection, Role};
 
@@ -36,6 +39,8 @@ pub enum ConnectError {
     ClosedDuringHandshake,
     /// `close()` was called, or every handle dropped, during the handshake (B23).
     Closed,
+    /// The server's permessage-deflate response is not acceptable (RFC 7692 §7).
+    Extension(DeflateNegotiationError),
     /// The proxy failed: unreachable, refused the tunnel (e.g. 407, proxy authentication
     /// required), or a bad proxy URL. The source is the [`ProxyError`](crate::ProxyError).
     Proxy(crate::ProxyError),
@@ -64,6 +69,7 @@ impl std::fmt::Display for ConnectError {
                 write!(f, "the opening handshake timed out after {limit:?}")
             }
             Self::Redirect(_) => f.write_str("redirect not followed"),
+            Self::Extension(_) => f.write_str("the server's extension response is not acceptable"),
         }
     }
 }
@@ -76,6 +82,7 @@ impl std::error::Error for ConnectError {
             Self::Tls(e) => Some(e),
             Self::Proxy(e) => Some(e),
             Self::Redirect(e) => Some(e),
+            Self::Extension(e) => Some(e),
             _ => None,
         }
     }
@@ -108,6 +115,7 @@ struct Established {
     leftover: BytesMut,
     protocol: String,
     extensions: String,
+    deflate: Option<(DeflateParams, DeflateConfig)>,
 }
 
 /// Runs a client connection: the handshake (racing the abort signal and `close()`), then
@@ -148,7 +156,10 @@ pub(crate) async fn run(
         }
         match result {
             Ok(established) if !inner.interrupted => {
-                let conn = match Connection::new(Role::Client, options.proto_config()) {
+                let conn = match Connection::new(
+                    Role::Client,
+                    options.proto_config(established.deflate.clone()),
+                ) {
                     Ok(conn) => conn,
                     Err(e) => {
                         drop(inner);
@@ -176,14 +187,15 @@ pub(crate) async fn run(
         protocol: established.protocol,
         extensions: established.extensions,
     }));
-    Driver::new(
+    // The driver runs as its own task so the (larger) connecting future is freed.
+    tokio::spawn(Driver::new(
         shared,
         established.io,
         established.leftover,
         Role::Client,
         options.close_timeout,
-    )
-    .await;
+        crate::keepalive::Keepalive::from_options(&options),
+    ));
 }
 
 /// B15: the signal fired before the connection was established.
@@ -325,12 +337,16 @@ async fn connect_once(
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
+    let offer = options
+        .compression
+        .as_ref()
+        .map(DeflateConfig::client_offer);
     let handshake = ClientHandshake::new(&ClientRequest {
         host: url.host_str().unwrap_or_default(),
         port: url.port(),
         resource: &resource,
         protocols: &options.protocols,
-        extensions: None,
+        extensions: offer.as_deref(),
         headers,
     })
     .map_err(ConnectError::Handshake)?;
@@ -343,13 +359,32 @@ async fn connect_once(
             return Ok(Attempt::Redirect { error, location });
         }
     };
+    // RFC 7692 §5/§7: the response may only carry the extension we offered, with
+    // parameters we can honour; anything else fails the connection.
+    let deflate = match (
+        options.compression.as_ref(),
+        response
+            .extensions
+            .iter()
+            .find(|e| e.name == EXTENSION_NAME),
+    ) {
+        (Some(config), Some(element)) => {
+            let params = config
+                .accept_response(element)
+                .map_err(ConnectError::Extension)?;
+            Some((params, config.clone()))
+        }
+        _ => None,
+    };
     Ok(Attempt::Open(Established {
         io,
         leftover,
         protocol: response.protocol.unwrap_or_default(),
-        extensions: wsstream_proto::handshake::ExtensionOffer::to_header_value(
-            &response.extensions,
-        ),
+        extensions: deflate
+            .as_ref()
+            .map(|(params, _)| params.to_header_value())
+            .unwrap_or_default(),
+        deflate,
     }))
 }
 

@@ -16,6 +16,7 @@ use wsstream_proto::{Role, State};
 
 use crate::WebSocketCloseInfo;
 use crate::error::{AbortReason, ConnectionError, StreamError, WebSocketError};
+use crate::keepalive::{Action, Keepalive};
 use crate::shared::{Phase, ReadState, Shared};
 use crate::transport::Transport;
 
@@ -55,6 +56,9 @@ pub(crate) struct Driver {
     timer_phase: TimerPhase,
     timed_out: bool,
     io_error: Option<io::Error>,
+    keepalive: Option<Keepalive>,
+    /// The keepalive gave up: nothing arrived within this ping timeout.
+    unresponsive: Option<Duration>,
 }
 
 /// Why the connection ended uncleanly, exposed as the WebSocketError's `source()`.
@@ -65,6 +69,7 @@ pub(crate) enum CloseCause {
     Timeout,
     Eof,
     UnsentData,
+    Unresponsive(crate::keepalive::PeerUnresponsive),
 }
 
 impl std::fmt::Display for CloseCause {
@@ -75,6 +80,7 @@ impl std::fmt::Display for CloseCause {
             Self::Timeout => f.write_str("the peer did not complete the closing handshake in time"),
             Self::Eof => f.write_str("the connection was closed without a closing handshake"),
             Self::UnsentData => f.write_str("the connection closed with data still unsent"),
+            Self::Unresponsive(e) => e.fmt(f),
         }
     }
 }
@@ -96,6 +102,7 @@ impl Driver {
         leftover: BytesMut,
         role: Role,
         close_timeout: Duration,
+        keepalive: Option<Keepalive>,
     ) -> Self {
         {
             let mut inner = shared.lock();
@@ -116,6 +123,8 @@ impl Driver {
             timer_phase: TimerPhase::AwaitingClose,
             timed_out: false,
             io_error: None,
+            keepalive,
+            unresponsive: None,
         }
     }
 
@@ -163,6 +172,8 @@ impl Driver {
         }
         let cause = if let Some(e) = failure {
             CloseCause::Protocol(e)
+        } else if let Some(timeout) = self.unresponsive {
+            CloseCause::Unresponsive(crate::keepalive::PeerUnresponsive { timeout })
         } else if let Some(e) = self.io_error.take() {
             CloseCause::Io(e)
         } else if unsent && received.is_some() {
@@ -221,18 +232,34 @@ impl Driver {
             let hint = conn.read_hint();
             // Hand the next buffered message to the readable if its queue is empty (this
             // also decodes the bytes that arrived with the handshake response).
-            if inner.read_queue.is_empty() && !inner.needs_input {
-                if let Some(message) = inner.decode_next() {
-                    inner.read_queue.push_back(message);
-                    inner.wake_reader();
-                }
-                inner.advance_writes();
-            }
-            let queue_room =
-                inner.read_queue.is_empty() || !matches!(inner.read_state, ReadState::Open);
+            inner.fill_queue();
+            inner.advance_writes();
+            let queue_room = inner.read_queue.is_empty()
+                || inner.local_close
+                || !matches!(inner.read_state, ReadState::Open);
             read_allowed = !self.eof && queue_room && inner.needs_input && state != State::Failed;
+            if let (Some(keepalive), State::Open) = (self.keepalive.as_mut(), state) {
+                match keepalive.poll(cx, queue_room) {
+                    Action::SendPing(payload) => {
+                        let _ = inner.conn.as_mut().map(|c| c.ping(&payload));
+                        progress = true;
+                    }
+                    Action::TimedOut => {
+                        self.unresponsive = Some(keepalive.timeout());
+                        return (true, true);
+                    }
+                    Action::Nothing => {}
+                }
+            }
             if read_allowed {
                 rbuf = std::mem::take(&mut inner.rbuf);
+                if rbuf.len() < MIN_READ_SIZE && rbuf.capacity() > MAX_READ_SIZE + MIN_READ_SIZE {
+                    // The buffer grew for a large frame: give that memory back instead of
+                    // keeping it for the rest of the connection.
+                    let mut small = BytesMut::with_capacity(self.read_size);
+                    small.extend_from_slice(&rbuf);
+                    rbuf = small;
+                }
                 let want = self
                     .read_size
                     .max(hint.min(MAX_EAGER_RESERVE.max(rbuf.len())));
@@ -297,16 +324,14 @@ impl Driver {
                 }
                 Poll::Ready(Ok(n)) => {
                     progress = true;
+                    if let Some(keepalive) = self.keepalive.as_mut() {
+                        keepalive.on_received();
+                    }
                     if n == spare && self.read_size < MAX_READ_SIZE {
                         self.read_size *= 2;
                     }
                     inner.needs_input = false;
-                    if inner.read_queue.is_empty() {
-                        if let Some(message) = inner.decode_next() {
-                            inner.read_queue.push_back(message);
-                            inner.wake_reader();
-                        }
-                    }
+                    inner.fill_queue();
                     inner.advance_writes();
                 }
                 Poll::Ready(Err(e)) => {

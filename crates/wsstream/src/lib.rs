@@ -40,7 +40,6 @@ mod abort;
 mod client;
 mod driver;
 mod error;
-#[allow(dead_code)] // Until the driver calls it (see keepalive.rs).
 mod keepalive;
 mod options;
 mod promise;
@@ -74,4 +73,5 @@ pub use streams::{
 };
 pub use transport::AsyncIo;
 pub use transport::tls::{Roots, TlsOptions};
+pub use wsstream_proto::ext::deflate::{DeflateConfig, DeflateNegotiationError, DeflateParams};
 pub use wsstream_proto::{Message, Utf8Bytes};

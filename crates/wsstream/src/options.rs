@@ -2,6 +2,7 @@
 //! with browser-like defaults.
 
 use std::time::Duration;
+use wsstream_proto::ext::deflate::{DeflateConfig, DeflateParams};
 
 use crate::abort::AbortSignal;
 use crate::proxy::Proxy;
@@ -89,6 +90,12 @@ pub struct WebSocketStreamOptions {
     /// another origin; redirects are not followed over a stream given to
     /// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream).
     pub max_redirects: usize,
+    /// permessage-deflate (RFC 7692). `Some` (the default) offers
+    /// `permessage-deflate; client_max_window_bits`, as browsers do; the server decides,
+    /// and `extensions` on `opened` reports what was negotiated. Messages below the
+    /// config's threshold (1 KiB) are sent uncompressed; inflation is capped at
+    /// `max_message_size` while inflating. `None` offers nothing.
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Default for WebSocketStreamOptions {
@@ -107,13 +114,18 @@ impl Default for WebSocketStreamOptions {
             ping_timeout: DEFAULT_PING_TIMEOUT,
             tcp_keepalive: None,
             max_redirects: 0,
+            compression: Some(DeflateConfig::default()),
         }
     }
 }
 
 impl WebSocketStreamOptions {
-    pub(crate) fn proto_config(&self) -> wsstream_proto::Config {
+    pub(crate) fn proto_config(
+        &self,
+        deflate: Option<(DeflateParams, DeflateConfig)>,
+    ) -> wsstream_proto::Config {
         wsstream_proto::Config {
+            deflate,
             max_message_size: self.max_message_size,
             max_frame_size: self.max_message_size,
             send_buffer: self.send_buffer_size.max(1),

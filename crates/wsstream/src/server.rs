@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsstream_proto::ext::deflate::DeflateConfig;
 use wsstream_proto::handshake::{HandshakeRequest, RequestError, parse_request, reject_response};
 use wsstream_proto::{Connection, Role};
 
@@ -51,6 +52,9 @@ pub struct ServerOptions {
     pub close_timeout: Duration,
     /// Cap of encoded outgoing bytes waiting for the socket; default 64 KiB.
     pub send_buffer_size: usize,
+    /// permessage-deflate policy (RFC 7692): `Some` (the default) accepts the client's
+    /// first acceptable offer; `None` declines compression.
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Default for ServerOptions {
@@ -59,6 +63,7 @@ impl Default for ServerOptions {
             max_message_size: wsstream_proto::config::DEFAULT_MAX_MESSAGE_SIZE,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
+            compression: Some(DeflateConfig::default()),
         }
     }
 }
@@ -200,21 +205,30 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         protocol: Option<&str>,
         options: ServerOptions,
     ) -> Result<WebSocketStream, AcceptError> {
+        let negotiated = options
+            .compression
+            .as_ref()
+            .and_then(|config| Some((config, config.negotiate(&self.request.extensions)?)));
+        let (deflate, extensions) = match negotiated {
+            Some((config, (params, header))) => (Some((params, config.clone())), Some(header)),
+            None => (None, None),
+        };
         let config = wsstream_proto::Config {
+            deflate,
             max_message_size: options.max_message_size,
             max_frame_size: options.max_message_size,
             send_buffer: options.send_buffer_size.max(1),
             ..Default::default()
         };
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
-        let response = self.request.accept(protocol, None, &[]);
+        let response = self.request.accept(protocol, extensions.as_deref(), &[]);
         self.io.write_all(&response).await?;
         let scheme = if self.secure { "wss" } else { "ws" };
         let url = format!("{scheme}://{}{}", self.request.host, self.request.resource);
         let shared = Shared::new(url, Phase::Open, Some(conn));
         shared.opened.settle(Ok(OpenState {
             protocol: protocol.unwrap_or_default().to_owned(),
-            extensions: String::new(),
+            extensions: extensions.unwrap_or_default(),
         }));
         let stream = WebSocketStream::from_shared(shared.clone());
         let driver = Driver::new(
@@ -223,6 +237,7 @@ impl<S: AsyncIo> UpgradeRequest<S> {
             self.leftover,
             Role::Server,
             options.close_timeout,
+            None,
         );
         tokio::spawn(driver);
         Ok(stream)

@@ -22,6 +22,10 @@ pub(crate) struct OpenState {
     pub(crate) extensions: String,
 }
 
+/// After our own close(), at most this many bytes of later messages are kept for the
+/// application; beyond it they are dropped.
+pub(crate) const AFTER_CLOSE_QUEUE_CAP: usize = 16 << 20;
+
 pub(crate) type OpenedPromise = Promise<Result<OpenState, ConnectionError>>;
 pub(crate) type ClosedPromise = Promise<Result<WebSocketCloseInfo, ConnectionError>>;
 
@@ -71,6 +75,8 @@ pub(crate) struct Inner {
     /// The last decode ran out of complete frames: the socket must be read.
     pub(crate) needs_input: bool,
     pub(crate) read_queue: VecDeque<Message>,
+    /// Payload bytes in `read_queue`.
+    pub(crate) queued_bytes: usize,
     pub(crate) read_state: ReadState,
     pub(crate) reader_waker: Option<Waker>,
     pub(crate) readable_locked: bool,
@@ -109,6 +115,7 @@ impl Shared {
                 rbuf: BytesMut::new(),
                 needs_input: true,
                 read_queue: VecDeque::new(),
+                queued_bytes: 0,
                 read_state: ReadState::Open,
                 reader_waker: None,
                 readable_locked: false,
@@ -248,6 +255,35 @@ impl Inner {
                 Event::Pong(_) => {}
             }
         }
+    }
+
+    /// Moves buffered messages to the readable's queue: one while it is empty (high-water
+    /// mark 1), and after our own `close()` everything, so the peer's Close reply behind
+    /// unread messages is still seen. Past [`AFTER_CLOSE_QUEUE_CAP`] bytes, messages that
+    /// arrive after our close are dropped (bounded memory against a peer that keeps
+    /// sending).
+    pub(crate) fn fill_queue(&mut self) {
+        let mut queued = false;
+        while !self.needs_input && (self.read_queue.is_empty() || self.local_close) {
+            let Some(message) = self.decode_next() else {
+                break;
+            };
+            if self.read_queue.is_empty() || self.queued_bytes < AFTER_CLOSE_QUEUE_CAP {
+                self.queued_bytes += message.len();
+                self.read_queue.push_back(message);
+                queued = true;
+            }
+        }
+        if queued {
+            self.wake_reader();
+        }
+    }
+
+    /// Takes the next queued message.
+    pub(crate) fn pop_message(&mut self) -> Option<Message> {
+        let message = self.read_queue.pop_front()?;
+        self.queued_bytes -= message.len();
+        Some(message)
     }
 
     /// Writes accepted but not yet completed.

@@ -183,7 +183,12 @@ async fn cancelled_flush_close_and_promises_resume() {
             (got, wss.closed().await.unwrap())
         })
         .await;
-        let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default()).unwrap();
+        // No compression: the backlog must really be megabytes on the wire.
+        let options = WebSocketStreamOptions {
+            compression: None,
+            ..Default::default()
+        };
+        let wss = WebSocketStream::new(&url, options).unwrap();
         // `opened` cancelled, then awaited again (and by a clone).
         let _ = tokio::time::timeout(Duration::ZERO, wss.opened()).await;
         let info = wss.opened().await.unwrap();

@@ -39,7 +39,12 @@ async fn echo_round_trip_text_binary_and_empty() {
     let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default()).unwrap();
     let info = wss.opened().await.unwrap();
     assert_eq!(info.protocol, "");
-    assert_eq!(info.extensions, "");
+    // Both sides default to permessage-deflate (RFC 7692), as browsers do.
+    assert!(
+        info.extensions.starts_with("permessage-deflate"),
+        "{}",
+        info.extensions
+    );
     let mut reader = info.readable.get_reader().unwrap();
     let mut writer = info.writable.get_writer().unwrap();
     writer.write("hello").await.unwrap();
@@ -143,4 +148,33 @@ async fn with_stream_runs_the_handshake_over_an_in_memory_pipe() {
     );
     wss.close(WebSocketCloseInfo::default()).unwrap();
     assert_eq!(wss.closed().await.unwrap().close_code, Some(1005));
+}
+
+#[tokio::test]
+async fn compression_off_negotiates_no_extension_and_large_messages_round_trip() {
+    let url = echo_server().await;
+    for compression in [None, Some(wsstream::DeflateConfig::default())] {
+        let on = compression.is_some();
+        let options = WebSocketStreamOptions {
+            compression,
+            ..Default::default()
+        };
+        let wss = WebSocketStream::new(&url, options).unwrap();
+        let info = wss.opened().await.unwrap();
+        assert_eq!(info.extensions.is_empty(), !on, "{}", info.extensions);
+        let mut reader = info.readable.get_reader().unwrap();
+        let mut writer = info.writable.get_writer().unwrap();
+        let text: String = (0..200_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        writer.write(text.clone()).await.unwrap();
+        writer.write(vec![0u8; 1 << 20]).await.unwrap();
+        assert_eq!(reader.read().await.unwrap(), Some(Message::from(text)));
+        assert_eq!(
+            reader.read().await.unwrap(),
+            Some(Message::from(vec![0u8; 1 << 20]))
+        );
+        wss.close(WebSocketCloseInfo::default()).unwrap();
+        assert_eq!(wss.closed().await.unwrap().close_code, Some(1005));
+    }
 }

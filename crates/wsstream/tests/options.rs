@@ -310,7 +310,6 @@ fn keepalive_defaults_are_off_with_a_20_s_timeout() {
 }
 
 #[tokio::test]
-#[ignore = "needs the keepalive wired into the driver (see src/keepalive.rs)"]
 async fn keepalive_closes_with_1006_when_the_peer_stops_answering() {
     let (port, mut received) = mute_server().await;
     let options = WebSocketStreamOptions {
@@ -349,7 +348,6 @@ async fn keepalive_closes_with_1006_when_the_peer_stops_answering() {
 }
 
 #[tokio::test]
-#[ignore = "needs the keepalive wired into the driver (see src/keepalive.rs)"]
 async fn keepalive_keeps_an_answering_connection_open() {
     let (port, _seen) = server(None, echo_only()).await;
     let options = WebSocketStreamOptions {

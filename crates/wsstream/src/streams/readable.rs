@@ -61,9 +61,15 @@ impl WebSocketReadable {
 
 /// "Close using a reason" (B50–B52): only a WebSocketError's code and reason are used.
 pub(crate) fn close_using_reason(inner: &mut Inner, reason: &CancelReason) {
+    // The brand check of B50 is on the value: a WebSocketError passed as `Other` (e.g.
+    // one the API returned, as an `Arc<dyn Error>`) counts too.
     let (code, text) = match reason {
         CancelReason::WebSocketError(e) => (e.close_code(), e.reason().to_owned()),
-        CancelReason::None | CancelReason::Other(_) => (None, String::new()),
+        CancelReason::Other(r) => match r.downcast_ref::<crate::WebSocketError>() {
+            Some(e) => (e.close_code(), e.reason().to_owned()),
+            None => (None, String::new()),
+        },
+        CancelReason::None => (None, String::new()),
     };
     // B51: a code the application may not send (e.g. 1006 from a connection-made error)
     // falls back to no code and no reason.
@@ -76,6 +82,7 @@ pub(crate) fn close_using_reason(inner: &mut Inner, reason: &CancelReason) {
 
 fn cancel(inner: &mut Inner, reason: CancelReason) {
     inner.read_queue.clear();
+    inner.queued_bytes = 0;
     if matches!(inner.read_state, ReadState::Open | ReadState::Closed) {
         inner.read_state = ReadState::Cancelled;
     }
@@ -112,13 +119,19 @@ impl WebSocketReader {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message>, StreamError>> {
         let mut inner = self.handle.lock();
-        if let Some(message) = inner.read_queue.pop_front() {
-            return Poll::Ready(Ok(Some(message)));
-        }
-        if !inner.needs_input {
-            if let Some(message) = inner.decode_next() {
-                return Poll::Ready(Ok(Some(message)));
+        let message = match inner.pop_message() {
+            Some(message) => Some(message),
+            None if !inner.needs_input => inner.decode_next(),
+            None => None,
+        };
+        if let Some(message) = message {
+            if !inner.needs_input {
+                // More is buffered: pulling released the backpressure, so the driver
+                // processes the next frame (a Close or a ping behind this message is seen
+                // even if the application does not read again).
+                inner.wake_driver();
             }
+            return Poll::Ready(Ok(Some(message)));
         }
         match &inner.read_state {
             ReadState::Open => {

@@ -96,6 +96,9 @@ pub(crate) struct ConnectArgs {
     /// TCP keepalive on the connection, probing after SECS seconds idle (default: off).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     tcp_keepalive: Option<Duration>,
+    /// Do not offer permessage-deflate (offered by default, as browsers do).
+    #[arg(long)]
+    no_compression: bool,
 }
 
 fn parse_header(value: &str) -> Result<(String, String), String> {
@@ -242,6 +245,11 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
         ping_timeout: args.ping_timeout.unwrap_or(DEFAULT_PING_TIMEOUT),
         tcp_keepalive: args.tcp_keepalive,
         max_redirects: args.max_redirects,
+        compression: if args.no_compression {
+            None
+        } else {
+            Some(wsstream::DeflateConfig::default())
+        },
         ..Default::default()
     };
     let wss = match WebSocketStream::new(&args.url, options) {

@@ -313,7 +313,7 @@ fn protocol_flags_are_offered_in_order() {
     ]);
     assert_eq!(
         run.expect_stdout(),
-        r#"{"type":"open","protocol":"chat","extensions":""}"#
+        r#"{"type":"open","protocol":"chat","extensions":"permessage-deflate"}"#
     );
     assert_eq!(run.expect_stdout(), r#"{"type":"text","data":"chat"}"#);
     let out = run.finish();
@@ -472,7 +472,7 @@ fn jsonl_prints_one_object_per_event() {
     assert_eq!(
         out.stdout,
         [
-            r#"{"type":"open","protocol":"","extensions":""}"#,
+            r#"{"type":"open","protocol":"","extensions":"permessage-deflate"}"#,
             r#"{"type":"text","data":"say \"hi\"\tnow \\ é"}"#,
             r#"{"type":"close","code":1005,"reason":""}"#,
         ]
@@ -991,4 +991,16 @@ fn handshake_timeout_flag_fails_a_handshake_that_never_completes() {
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     drop(done_tx);
     silent.join().expect("listener thread");
+}
+
+#[test]
+fn no_compression_offers_no_extension() {
+    let server = Server::start();
+    let url = server.url("/echo");
+    let out = run(&["connect", "--jsonl", "--no-compression", &url], "x\n");
+    assert_success(&out);
+    assert_eq!(
+        out.stdout[0],
+        r#"{"type":"open","protocol":"","extensions":""}"#
+    );
 }

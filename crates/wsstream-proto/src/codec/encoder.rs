@@ -4,51 +4,56 @@ use bytes::BytesMut;
 
 use crate::wire::{FrameHeader, OpCode, mask};
 
-/// Number of masking keys drawn from the CSPRNG at once.
-const KEYS_PER_DRAW: usize = 64;
+/// Number of masking keys drawn from the OS CSPRNG at once (4 KiB per draw).
+const KEYS_PER_DRAW: usize = 1024;
 
-/// A source of masking keys: RFC 6455 §5.3 requires each frame's key to be freshly and
-/// unpredictably chosen, so keys come from the OS CSPRNG, drawn 64 at a time.
-#[derive(Debug)]
-pub struct MaskSource {
+/// A per-thread pool of random bytes: one `getrandom` call per 1024 masks, shared by every
+/// connection on the thread, so no connection carries a pool of its own.
+struct KeyPool {
     pool: [u8; KEYS_PER_DRAW * 4],
     next: usize,
 }
 
-impl Default for MaskSource {
-    fn default() -> Self {
-        Self::new()
-    }
+thread_local! {
+    static KEYS: std::cell::RefCell<KeyPool> = const {
+        std::cell::RefCell::new(KeyPool { pool: [0; KEYS_PER_DRAW * 4], next: KEYS_PER_DRAW })
+    };
 }
 
+/// A source of masking keys: RFC 6455 §5.3 requires each frame's key to be freshly and
+/// unpredictably chosen, so keys come from the OS CSPRNG, drawn in batches into a
+/// per-thread pool (a key is never used twice; keys are never disclosed before use).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MaskSource;
+
 impl MaskSource {
-    /// An empty pool; the first key triggers a draw.
+    /// A key source.
     pub const fn new() -> Self {
-        Self {
-            pool: [0; KEYS_PER_DRAW * 4],
-            next: KEYS_PER_DRAW,
-        }
+        Self
     }
 
     /// The next key.
     pub fn next_key(&mut self) -> [u8; 4] {
-        if self.next == KEYS_PER_DRAW {
-            if getrandom::fill(&mut self.pool).is_err() {
-                // getrandom fails only on a platform without any entropy source. The
-                // previous (random, never-disclosed) pool is then reused rotated by one
-                // byte: still unknown to the peer, though no longer fresh.
-                self.pool.rotate_left(1);
+        KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            if keys.next == KEYS_PER_DRAW {
+                if getrandom::fill(&mut keys.pool).is_err() {
+                    // getrandom fails only on a platform without any entropy source. The
+                    // previous (random, never-disclosed) pool is then reused rotated by
+                    // one byte: still unknown to the peer, though no longer fresh.
+                    keys.pool.rotate_left(1);
+                }
+                keys.next = 0;
             }
-            self.next = 0;
-        }
-        let at = self.next * 4;
-        self.next += 1;
-        [
-            self.pool[at],
-            self.pool[at + 1],
-            self.pool[at + 2],
-            self.pool[at + 3],
-        ]
+            let at = keys.next * 4;
+            keys.next += 1;
+            [
+                keys.pool[at],
+                keys.pool[at + 1],
+                keys.pool[at + 2],
+                keys.pool[at + 3],
+            ]
+        })
     }
 }
 

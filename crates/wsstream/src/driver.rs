@@ -191,6 +191,11 @@ impl Driver {
             Some(source),
         ));
         inner.error_readable(StreamError::WebSocket(error.clone()));
+        if inner.write_error_is_provisional {
+            // B57: after our own close() turns out unclean, the writable is errored with the
+            // same WebSocketError as `closed` and the readable.
+            inner.write_error = None;
+        }
         inner.error_writable(StreamError::WebSocket(error.clone()));
         drop(inner);
         shared.closed.settle(Err(ConnectionError::WebSocket(error)));

@@ -88,6 +88,9 @@ pub(crate) struct Inner {
     /// Writes with a sequence number below this have completed.
     pub(crate) done_seq: u64,
     pub(crate) write_error: Option<StreamError>,
+    /// `write_error` is the InvalidStateError of our own close(): if the close then
+    /// proves unclean, the writable takes the WebSocketError instead (B57).
+    pub(crate) write_error_is_provisional: bool,
     pub(crate) writer_wakers: Vec<Waker>,
     pub(crate) writable_locked: bool,
     /// `writer.close()` was called: close once the queued writes are done.
@@ -124,6 +127,7 @@ impl Shared {
                 next_seq: 0,
                 done_seq: 0,
                 write_error: None,
+                write_error_is_provisional: false,
                 writer_wakers: Vec::new(),
                 writable_locked: false,
                 close_after_writes: false,
@@ -379,7 +383,9 @@ impl Inner {
         if conn.close(code.map(CloseCode), reason).is_err() {
             let _ = conn.close(None, "");
         }
+        let first = self.write_error.is_none();
         self.error_writable(StreamError::invalid_state("the WebSocketStream is closing"));
+        self.write_error_is_provisional = first;
         self.wake_driver();
     }
 }

@@ -113,3 +113,31 @@ async fn cancel_with_a_websocket_error_given_as_other_uses_its_code() {
         }
     );
 }
+
+/// Bug: when our own close() ended uncleanly (the peer dropped TCP instead of answering),
+/// the writable kept the InvalidStateError of the close instead of the WebSocketError that
+/// `closed` and the readable fail with (B57: one object everywhere).
+#[tokio::test]
+async fn unclean_end_of_our_close_errors_the_writable_with_the_same_websocket_error() {
+    let server = WptServer::start().await.unwrap();
+    let wss = WebSocketStream::new(
+        &server.url("/passive-close-abort"),
+        WebSocketStreamOptions::default(),
+    )
+    .unwrap();
+    let info = wss.opened().await.unwrap();
+    let writer = info.writable.get_writer().unwrap();
+    let mut reader = info.readable.get_reader().unwrap();
+    wss.close(WebSocketCloseInfo {
+        close_code: Some(4000),
+        reason: "because".into(),
+    })
+    .unwrap();
+    let closed = wss.closed().await.unwrap_err();
+    let closed = closed.as_websocket_error().unwrap().clone();
+    assert_eq!(closed.close_code(), Some(1006));
+    let ready = writer.ready().await.unwrap_err();
+    assert!(Arc::ptr_eq(ready.as_websocket_error().unwrap(), &closed));
+    let read = reader.read().await.unwrap_err();
+    assert!(ready.same_as(&read));
+}

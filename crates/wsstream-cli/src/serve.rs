@@ -38,7 +38,10 @@ const PAGE: &str = include_str!("page.html");
 /// Largest request head read before deciding what the request is.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send its whole request head (a deadline, not an idle
+/// timeout: a client trickling bytes does not extend it), and separately its TLS
+/// handshake. The upgrade itself then runs with `ServerOptions::default()`, whose
+/// `handshake_timeout` is the same 10 s.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `wsstream serve`.
@@ -174,18 +177,23 @@ enum Peek {
     Complete { buf: Vec<u8>, head_len: usize },
     /// The head grew past [`MAX_HEAD`].
     TooLarge,
-    /// The client closed the connection (or stalled) before the head was complete.
+    /// The client closed the connection before the head was complete.
     Incomplete,
+    /// The head was not complete within [`HEAD_TIMEOUT`].
+    TimedOut,
 }
 
 async fn peek_head<S: AsyncIo>(tcp: &mut S) -> io::Result<Peek> {
+    tokio::time::timeout(HEAD_TIMEOUT, read_head(tcp))
+        .await
+        .unwrap_or(Ok(Peek::TimedOut))
+}
+
+async fn read_head<S: AsyncIo>(tcp: &mut S) -> io::Result<Peek> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let n = match tokio::time::timeout(HEAD_TIMEOUT, tcp.read(&mut chunk)).await {
-            Ok(result) => result?,
-            Err(_) => return Ok(Peek::Incomplete),
-        };
+        let n = tcp.read(&mut chunk).await?;
         if n == 0 {
             return Ok(Peek::Incomplete);
         }
@@ -319,6 +327,9 @@ impl Server {
                 return self.respond(tcp, &response).await;
             }
             Ok(Peek::Incomplete) => return self.log(peer, "closed before a complete request"),
+            Ok(Peek::TimedOut) => {
+                return self.log(peer, "no complete request within 10 s: closed");
+            }
             Err(e) => return self.log(peer, format_args!("read failed: {e}")),
         };
         let Some(head) = Head::parse(&buf[..head_len]) else {

@@ -22,12 +22,25 @@
 //! certificate). The server-role stream behaves the same over TLS; its
 //! [`url`](WebSocketStream::url) starts with `wss://` when the request came through
 //! [`read_request_tls`] or [`accept_tls`].
+//!
+//! ## Handshake timeout
+//!
+//! A client gets [`ServerOptions::handshake_timeout`] (default
+//! [`DEFAULT_HANDSHAKE_TIMEOUT`], 10 s) to complete the whole upgrade: the TLS handshake,
+//! the request head and the writing of the response. A client that connects and sends
+//! nothing, or trickles its request one byte at a time (slowloris), fails with
+//! [`AcceptError::Timeout`] once the deadline passes, and the stream is dropped (closed).
+//! [`accept`] and [`accept_tls`] apply the option; [`read_request`] and
+//! [`read_request_tls`] apply the default, and [`read_request_with_timeout`] /
+//! [`read_request_tls_with_timeout`] take the limit (`None` for none).
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 use wsstream_proto::ext::deflate::DeflateConfig;
 use wsstream_proto::handshake::{HandshakeRequest, RequestError, parse_request, reject_response};
 use wsstream_proto::{Connection, Role};
@@ -55,7 +68,16 @@ pub struct ServerOptions {
     /// permessage-deflate policy (RFC 7692): `Some` (the default) accepts the client's
     /// first acceptable offer; `None` declines compression.
     pub compression: Option<DeflateConfig>,
+    /// Bound on the whole upgrade, from the first byte awaited to the response written
+    /// (including the TLS handshake with [`accept_tls`]); default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s). Past it the upgrade fails with
+    /// [`AcceptError::Timeout`] and the stream is closed. `None` waits forever.
+    pub handshake_timeout: Option<Duration>,
 }
+
+/// Default [`ServerOptions::handshake_timeout`], also applied by [`read_request`] and
+/// [`read_request_tls`]: 10 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -64,6 +86,31 @@ impl Default for ServerOptions {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
             compression: Some(DeflateConfig::default()),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+        }
+    }
+}
+
+/// The deadline of one upgrade, if it has one.
+#[derive(Clone, Copy, Debug)]
+struct Deadline(Option<(Instant, Duration)>);
+
+impl Deadline {
+    /// `limit` from now (no deadline for `None`, or a limit too large to represent).
+    fn after(limit: Option<Duration>) -> Self {
+        Self(limit.and_then(|limit| Some((Instant::now().checked_add(limit)?, limit))))
+    }
+
+    /// Runs `step`, failing with [`AcceptError::Timeout`] if the deadline passes first.
+    async fn run<T>(
+        self,
+        step: impl Future<Output = Result<T, AcceptError>>,
+    ) -> Result<T, AcceptError> {
+        match self.0 {
+            None => step.await,
+            Some((at, limit)) => tokio::time::timeout_at(at, step)
+                .await
+                .unwrap_or(Err(AcceptError::Timeout(limit))),
         }
     }
 }
@@ -84,6 +131,10 @@ pub enum AcceptError {
     Closed,
     /// Invalid [`ServerOptions`].
     Config(wsstream_proto::config::ConfigError),
+    /// The client did not complete the upgrade (TLS handshake, request head, response)
+    /// within the handshake timeout, given here ([`ServerOptions::handshake_timeout`]);
+    /// the stream has been closed.
+    Timeout(Duration),
 }
 
 impl std::fmt::Display for AcceptError {
@@ -94,6 +145,12 @@ impl std::fmt::Display for AcceptError {
             Self::Request(e) => write!(f, "bad upgrade request: {e}"),
             Self::Closed => f.write_str("the client closed the connection before the upgrade"),
             Self::Config(e) => e.fmt(f),
+            Self::Timeout(limit) => {
+                write!(
+                    f,
+                    "the client did not complete the upgrade within {limit:?}"
+                )
+            }
         }
     }
 }
@@ -104,7 +161,7 @@ impl std::error::Error for AcceptError {
             Self::Io(e) | Self::Tls(e) => Some(e),
             Self::Request(e) => Some(e),
             Self::Config(e) => Some(e),
-            Self::Closed => None,
+            Self::Closed | Self::Timeout(_) => None,
         }
     }
 }
@@ -134,8 +191,24 @@ impl<S> std::fmt::Debug for UpgradeRequest<S> {
 }
 
 /// Reads and validates an upgrade request (RFC 6455 §4.2.1). An invalid request is
-/// answered with the proper error response before this returns `Err`.
-pub async fn read_request<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, AcceptError> {
+/// answered with the proper error response before this returns `Err`. The client has
+/// [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s) to send it, else [`AcceptError::Timeout`]; see
+/// [`read_request_with_timeout`] for another limit.
+pub async fn read_request<S: AsyncIo>(io: S) -> Result<UpgradeRequest<S>, AcceptError> {
+    read_request_with_timeout(io, Some(DEFAULT_HANDSHAKE_TIMEOUT)).await
+}
+
+/// [`read_request`] with the limit `timeout` on receiving the whole request head (and
+/// writing the error response to an invalid one); `None` waits forever. Past the limit
+/// it fails with [`AcceptError::Timeout`] and drops (closes) `io`.
+pub async fn read_request_with_timeout<S: AsyncIo>(
+    io: S,
+    timeout: Option<Duration>,
+) -> Result<UpgradeRequest<S>, AcceptError> {
+    Deadline::after(timeout).run(read_head(io)).await
+}
+
+async fn read_head<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, AcceptError> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         if io.read_buf(&mut buf).await? == 0 {
@@ -162,34 +235,58 @@ pub async fn read_request<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, Ac
 }
 
 /// Runs the TLS handshake over `io` with `tls`, then [`read_request`] over the TLS
-/// stream.
+/// stream; both together within [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s), else
+/// [`AcceptError::Timeout`].
 pub async fn read_request_tls<S: AsyncIo>(
     io: S,
     tls: &TlsAcceptor,
 ) -> Result<UpgradeRequest<TlsStream<S>>, AcceptError> {
+    read_request_tls_with_timeout(io, tls, Some(DEFAULT_HANDSHAKE_TIMEOUT)).await
+}
+
+/// [`read_request_tls`] with the limit `timeout` on the TLS handshake and the request
+/// head together; `None` waits forever.
+pub async fn read_request_tls_with_timeout<S: AsyncIo>(
+    io: S,
+    tls: &TlsAcceptor,
+    timeout: Option<Duration>,
+) -> Result<UpgradeRequest<TlsStream<S>>, AcceptError> {
+    Deadline::after(timeout).run(read_head_tls(io, tls)).await
+}
+
+async fn read_head_tls<S: AsyncIo>(
+    io: S,
+    tls: &TlsAcceptor,
+) -> Result<UpgradeRequest<TlsStream<S>>, AcceptError> {
     let io = tls.accept(io).await.map_err(AcceptError::Tls)?;
-    let mut upgrade = read_request(io).await?;
+    let mut upgrade = read_head(io).await?;
     upgrade.secure = true;
     Ok(upgrade)
 }
 
 /// Accepts a TLS connection and an upgrade without a subprotocol: [`read_request_tls`]
-/// then [`UpgradeRequest::accept`].
+/// then [`UpgradeRequest::accept`], all within
+/// [`handshake_timeout`](ServerOptions::handshake_timeout).
 pub async fn accept_tls<S: AsyncIo>(
     io: S,
     tls: &TlsAcceptor,
     options: ServerOptions,
 ) -> Result<WebSocketStream, AcceptError> {
-    read_request_tls(io, tls).await?.accept(None, options).await
+    let deadline = Deadline::after(options.handshake_timeout);
+    let upgrade = deadline.run(read_head_tls(io, tls)).await?;
+    upgrade.accept_by(None, options, deadline).await
 }
 
 /// Accepts an upgrade without a subprotocol: [`read_request`] then
-/// [`UpgradeRequest::accept`].
+/// [`UpgradeRequest::accept`], all within
+/// [`handshake_timeout`](ServerOptions::handshake_timeout).
 pub async fn accept<S: AsyncIo>(
     io: S,
     options: ServerOptions,
 ) -> Result<WebSocketStream, AcceptError> {
-    read_request(io).await?.accept(None, options).await
+    let deadline = Deadline::after(options.handshake_timeout);
+    let upgrade = deadline.run(read_head(io)).await?;
+    upgrade.accept_by(None, options, deadline).await
 }
 
 impl<S: AsyncIo> UpgradeRequest<S> {
@@ -199,11 +296,22 @@ impl<S: AsyncIo> UpgradeRequest<S> {
     }
 
     /// Sends the 101 response with `protocol` (which should be one the client offered)
-    /// and returns a server-role stream whose `opened` is already resolved.
+    /// and returns a server-role stream whose `opened` is already resolved. Writing the
+    /// response is bounded by [`handshake_timeout`](ServerOptions::handshake_timeout).
     pub async fn accept(
+        self,
+        protocol: Option<&str>,
+        options: ServerOptions,
+    ) -> Result<WebSocketStream, AcceptError> {
+        let deadline = Deadline::after(options.handshake_timeout);
+        self.accept_by(protocol, options, deadline).await
+    }
+
+    async fn accept_by(
         mut self,
         protocol: Option<&str>,
         options: ServerOptions,
+        deadline: Deadline,
     ) -> Result<WebSocketStream, AcceptError> {
         let negotiated = options
             .compression
@@ -222,7 +330,9 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         };
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
         let response = self.request.accept(protocol, extensions.as_deref(), &[]);
-        self.io.write_all(&response).await?;
+        deadline
+            .run(async { Ok(self.io.write_all(&response).await?) })
+            .await?;
         let scheme = if self.secure { "wss" } else { "ws" };
         let url = format!("{scheme}://{}{}", self.request.host, self.request.resource);
         let shared = Shared::new(url, Phase::Open, Some(conn));

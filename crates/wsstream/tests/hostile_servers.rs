@@ -9,8 +9,12 @@
 //! 1009) is what the server sees and what the `ProtocolError` in the chain reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::alloc::System;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use cap::Cap;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
@@ -20,11 +24,16 @@ use wsstream::{
     WebSocketStreamOptions,
 };
 use wsstream_proto::ProtocolError;
+use wsstream_proto::ext::deflate::{Compressor, DeflateConfig};
 use wsstream_proto::handshake::{HandshakeError, MAX_HEAD_SIZE};
 use wsstream_test_support::frames::{Frame, opcode};
 use wsstream_test_support::hostile::{
     ScriptedPeer, error_chain, memory, serve_once, switching_protocols_head,
 };
+
+/// Counts live heap bytes (every thread), for the allocation-peak assertions.
+#[global_allocator]
+static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 
 /// No attack may take longer than this to end.
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +53,35 @@ fn assert_bounded(growth: &Option<u64>) {
         grew >> 10
     );
     assert!(grew < MEMORY_BOUND, "grew by {grew} bytes");
+}
+
+/// Samples the live heap bytes (continuously, on a thread of its own) while `f` runs;
+/// returns how far they rose above the level at the start. A sampled peak, not an exact
+/// one: enough to see a buffer that lives for more than microseconds (inflating 16 MiB
+/// takes milliseconds).
+async fn heap_growth_during<F: Future>(f: F) -> (F::Output, usize) {
+    let base = ALLOC.allocated();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let sampler = std::thread::spawn({
+        let stop = stop.clone();
+        let started = started.clone();
+        move || {
+            started.wait();
+            let mut peak = ALLOC.allocated();
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(ALLOC.allocated());
+                std::thread::yield_now();
+            }
+            peak.max(ALLOC.allocated())
+        }
+    });
+    // The sampler runs before `f` starts.
+    started.wait();
+    let out = f.await;
+    stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    (out, peak.saturating_sub(base))
 }
 
 /// The memory-measuring tests run one at a time (RSS is process-wide).
@@ -406,6 +444,137 @@ async fn message_growing_past_the_limit_in_many_fragments() {
         assert!(outcome.messages.is_empty());
         let growth = outcome.growth;
         assert_bounded(&growth);
+    })
+    .await;
+}
+
+/// A raw DEFLATE payload (RFC 7692 tail removed) inflating to `mib` MiB of zeros. One
+/// MiB is compressed once and repeated: each copy is a run of non-final blocks that
+/// refers only to its own bytes and ends byte-aligned with a sync flush (`00 00 ff ff`),
+/// so every copy decodes to the same MiB (and compressing 16 MiB in a debug build would
+/// take seconds).
+fn deflate_bomb(mib: usize) -> Vec<u8> {
+    let mut compressor = Compressor::new(15, false, 9);
+    let mut piece = Vec::new();
+    assert!(compressor.compress(&vec![0u8; 1 << 20], &mut piece));
+    let mut payload = Vec::with_capacity((piece.len() + 4) * mib);
+    for i in 0..mib {
+        if i > 0 {
+            payload.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        }
+        payload.extend_from_slice(&piece);
+    }
+    payload
+}
+
+/// Answers the handshake accepting permessage-deflate, then sends `frame` (an encoded
+/// compressed message) and waits for the client's Close frame.
+async fn send_compressed(mut peer: ScriptedPeer, frame: Vec<u8>) -> std::io::Result<ScriptedPeer> {
+    let request = peer.read_request().await?;
+    let (_, extension) = DeflateConfig::default()
+        .negotiate(&request.extensions)
+        .expect("the client offers permessage-deflate");
+    peer.send(&request.accept(None, Some(&extension), &[]))
+        .await?;
+    peer.send(&frame).await?;
+    peer.read_until_close(REACTION).await?;
+    Ok(peer)
+}
+
+/// A decompression bomb through the whole runtime: one compressed message of < 20 KiB
+/// that inflates to 16 MiB of zeros, against a client whose `max_message_size` is
+/// 256 KiB. The client stops inflating at the limit and fails the connection with 1009
+/// (the server receives a Close frame with 1009), `closed` rejects with a WebSocketError
+/// (1006, `MessageTooLarge` in its chain), and the heap never holds more than a few MiB.
+/// Control: under the default 64 MiB limit the same bomb is delivered whole, and the
+/// same measurement sees its 16 MiB.
+#[tokio::test]
+async fn deflate_bomb_is_refused_with_1009_and_bounded_memory() {
+    within("deflate bomb", async {
+        let _guard = MEMORY_LOCK.lock().await;
+        const LIMIT: usize = 256 << 10;
+        const INFLATED: usize = 16 << 20;
+        /// Tolerated heap growth: the limit, the read buffer and the inflater's window
+        /// fit many times over; the inflated 16 MiB do not.
+        const HEAP_BOUND: usize = 4 << 20;
+        let payload = deflate_bomb(INFLATED >> 20);
+        assert!(payload.len() < 20 << 10, "{} bytes", payload.len());
+        // Built before the measurement (the bytes the scripted server frees during the
+        // attack would hide as much growth).
+        let frame = Frame::binary(&payload).rsv(0b100).encode();
+
+        let server = serve_once({
+            let frame = frame.clone();
+            move |peer| send_compressed(peer, frame)
+        })
+        .await
+        .unwrap();
+        let options = WebSocketStreamOptions {
+            max_message_size: LIMIT,
+            ..Default::default()
+        };
+        let ((peer, wss, read_end), heap) = heap_growth_during(async {
+            let wss = connect(&server.url(), options);
+            let info = wss.opened().await.unwrap();
+            assert!(
+                info.extensions.starts_with("permessage-deflate"),
+                "{:?}",
+                info.extensions
+            );
+            let mut reader = info.readable.get_reader().unwrap();
+            // Nothing is delivered: the readable ends with the error.
+            let reading = tokio::spawn(async move {
+                match reader.read().await {
+                    Ok(Some(message)) => panic!("delivered a {}-byte message", message.len()),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            });
+            let peer = server.finish().await.unwrap();
+            let read_end = reading.await.unwrap();
+            (peer, wss, read_end)
+        })
+        .await;
+        eprintln!("deflate bomb: heap grew by at most {} KiB", heap >> 10);
+
+        // The server's view: a Close frame with 1009.
+        assert_eq!(client_close(&peer).0, 1009);
+        // The client's: `closed` rejects with a WebSocketError, the cause in its chain.
+        let closed = wss.closed().await.unwrap_err();
+        assert!(closed.as_websocket_error().is_some(), "{closed:?}");
+        match assert_failed_with(&closed, 1009) {
+            ProtocolError::MessageTooLarge { size, limit } => {
+                assert_eq!(limit, LIMIT);
+                assert!(size > LIMIT as u64 && size < INFLATED as u64, "{size}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let read_error = read_end.expect_err("the readable errors");
+        assert!(read_error.as_websocket_error().is_some(), "{read_error:?}");
+        assert!(heap < HEAP_BOUND, "the heap grew by {heap} bytes");
+
+        // Control: the measurement sees an inflated message of this size.
+        let server = serve_once(move |peer| send_compressed(peer, frame))
+            .await
+            .unwrap();
+        let (length, heap) = heap_growth_during(async {
+            let wss = connect(&server.url(), WebSocketStreamOptions::default());
+            let info = wss.opened().await.unwrap();
+            let mut reader = info.readable.get_reader().unwrap();
+            let message = reader.read().await.unwrap().unwrap();
+            let length = message.len();
+            assert!(message.as_bytes().iter().all(|&b| b == 0));
+            drop(message);
+            wss.close(WebSocketCloseInfo::default()).unwrap();
+            server.finish().await.unwrap();
+            length
+        })
+        .await;
+        assert_eq!(length, INFLATED);
+        assert!(
+            heap >= INFLATED,
+            "the control grew the heap by only {heap} bytes"
+        );
     })
     .await;
 }

@@ -155,7 +155,8 @@ impl Side {
         out
     }
 
-    /// Feeds `bytes` cut as `chunks` says, polling after each piece.
+    /// Feeds `bytes` cut as `chunks` says, polling after each piece: the fast path
+    /// (`poll_message`) first, as the runtime's reader does, then the full decoder.
     fn feed(&mut self, bytes: &[u8], chunks: &[usize]) {
         let mut at = 0;
         for &chunk in chunks.iter().cycle() {
@@ -165,8 +166,14 @@ impl Side {
             let end = at.saturating_add(chunk.max(1)).min(bytes.len());
             self.input.extend_from_slice(&bytes[at..end]);
             at = end;
-            while let Some(event) = self.conn.poll_event(&mut self.input) {
-                self.events.push(event);
+            loop {
+                if let Some(message) = self.conn.poll_message(&mut self.input) {
+                    self.events.push(Event::Message(message));
+                } else if let Some(event) = self.conn.poll_event(&mut self.input) {
+                    self.events.push(event);
+                } else {
+                    break;
+                }
             }
         }
     }
@@ -349,6 +356,97 @@ proptest! {
     ) {
         let reason = if code.is_some() { reason } else { String::new() };
         round_trip(Role::Server, &ops, frame_size, send_buffer, &chunks_ab, &chunks_ba, sender_closes, code, &reason)?;
+    }
+}
+
+/// One frame of an arbitrary (often invalid) inbound stream.
+fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        any::<bool>(),
+        0u8..8,
+        prop_oneof![4 => 0u8..3, 2 => 8u8..11, 1 => 0u8..16],
+        any::<bool>(),
+        prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), 0..40),
+            2 => proptest::string::string_regex("[a-zé€😀]{0,30}").unwrap().prop_map(String::into_bytes),
+            1 => proptest::collection::vec(any::<u8>(), 0..700),
+        ],
+    )
+        .prop_map(|(fin, rsv, opcode, masked, payload)| {
+            let mut out = BytesMut::new();
+            let key = masked.then_some([1, 2, 3, 4]);
+            let op = wsstream_proto::wire::OpCode::from_u8(opcode);
+            match op {
+                Some(op) => wsstream_proto::codec::encode_frame(&mut out, fin, rsv, op, &payload, key),
+                None => {
+                    // A reserved opcode: build the header by hand.
+                    out.extend_from_slice(&[u8::from(fin) << 7 | rsv << 4 | opcode, payload.len().min(125) as u8]);
+                    out.extend_from_slice(&payload[..payload.len().min(125)]);
+                }
+            }
+            out.to_vec()
+        })
+}
+
+/// Drains `input` with the full decoder only, or with the fast path tried first.
+fn decode_all(role: Role, input: &[u8], chunks: &[usize], fast: bool) -> (Vec<Event>, Vec<u8>) {
+    let config = Config {
+        max_message_size: 512,
+        ..Config::default()
+    };
+    let mut conn = Connection::new(role, config).unwrap();
+    let mut buf = BytesMut::new();
+    let mut events = Vec::new();
+    let mut at = 0;
+    for &chunk in chunks.iter().cycle() {
+        if at >= input.len() {
+            break;
+        }
+        let end = at.saturating_add(chunk.max(1)).min(input.len());
+        buf.extend_from_slice(&input[at..end]);
+        at = end;
+        loop {
+            if fast {
+                if let Some(message) = conn.poll_message(&mut buf) {
+                    events.push(Event::Message(message));
+                    continue;
+                }
+            }
+            match conn.poll_event(&mut buf) {
+                Some(event) => events.push(event),
+                None => break,
+            }
+        }
+    }
+    let mut transmit = Vec::new();
+    while let Some(bytes) = conn.take_transmit() {
+        transmit.extend_from_slice(&bytes);
+    }
+    (events, transmit)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The fast path never changes what a connection reports or sends: on any inbound
+    /// stream (valid or not, cut anywhere) the events and, for the server (which does not
+    /// mask), the bytes sent back are those of the full decoder alone.
+    #[test]
+    fn fast_path_agrees_with_the_full_decoder(
+        frames in proptest::collection::vec(raw_frame(), 0..12),
+        chunks in chunking(),
+        server: bool,
+    ) {
+        let role = if server { Role::Server } else { Role::Client };
+        let input = frames.concat();
+        let (events, transmit) = decode_all(role, &input, &chunks, false);
+        let (fast_events, fast_transmit) = decode_all(role, &input, &chunks, true);
+        prop_assert_eq!(&events, &fast_events);
+        if server {
+            prop_assert_eq!(transmit, fast_transmit);
+        } else {
+            prop_assert_eq!(transmit.len(), fast_transmit.len());
+        }
     }
 }
 

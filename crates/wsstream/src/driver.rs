@@ -239,7 +239,7 @@ impl Driver {
             // also decodes the bytes that arrived with the handshake response).
             inner.fill_queue();
             inner.advance_writes();
-            let queue_room = inner.read_queue.is_empty()
+            let queue_room = inner.queue_is_empty()
                 || inner.local_close
                 || !matches!(inner.read_state, ReadState::Open);
             read_allowed = !self.eof && queue_room && inner.needs_input && state != State::Failed;

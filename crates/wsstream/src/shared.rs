@@ -26,6 +26,9 @@ pub(crate) struct OpenState {
 /// application; beyond it they are dropped.
 pub(crate) const AFTER_CLOSE_QUEUE_CAP: usize = 16 << 20;
 
+/// Most messages the reader takes from the shared state at once.
+pub(crate) const READ_BATCH: usize = 64;
+
 pub(crate) type OpenedPromise = Promise<Result<OpenState, ConnectionError>>;
 pub(crate) type ClosedPromise = Promise<Result<WebSocketCloseInfo, ConnectionError>>;
 
@@ -75,6 +78,9 @@ pub(crate) struct Inner {
     /// The last decode ran out of complete frames: the socket must be read.
     pub(crate) needs_input: bool,
     pub(crate) read_queue: VecDeque<Message>,
+    /// The reader holds messages it took in one batch and has not yet handed out: they
+    /// count as queued, so nothing behind them is decoded meanwhile.
+    pub(crate) reader_holds: bool,
     /// Payload bytes in `read_queue`.
     pub(crate) queued_bytes: usize,
     pub(crate) read_state: ReadState,
@@ -118,6 +124,7 @@ impl Shared {
                 rbuf: BytesMut::new(),
                 needs_input: true,
                 read_queue: VecDeque::new(),
+                reader_holds: false,
                 queued_bytes: 0,
                 read_state: ReadState::Open,
                 reader_waker: None,
@@ -268,7 +275,7 @@ impl Inner {
     /// sending).
     pub(crate) fn fill_queue(&mut self) {
         let mut queued = false;
-        while !self.needs_input && (self.read_queue.is_empty() || self.local_close) {
+        while !self.needs_input && (self.queue_is_empty() || self.local_close) {
             let Some(message) = self.decode_next() else {
                 break;
             };
@@ -281,6 +288,41 @@ impl Inner {
         if queued {
             self.wake_reader();
         }
+    }
+
+    /// Whether the readable's queue is empty: nothing queued and nothing held by the
+    /// reader.
+    pub(crate) fn queue_is_empty(&self) -> bool {
+        self.read_queue.is_empty() && !self.reader_holds
+    }
+
+    /// Moves up to [`READ_BATCH`] more messages that are ready into `out` (the reader's
+    /// own queue), so it can hand them out without taking the lock for each: first the
+    /// queued ones, then complete messages decoded from the read buffer by the engine's
+    /// fast path, which stops before anything that is not a plain valid message. A Close,
+    /// a ping or a violation behind them is therefore only acted on once the reader has
+    /// handed out every message before it, exactly as when decoding one at a time.
+    pub(crate) fn take_ready(&mut self, out: &mut VecDeque<Message>) {
+        while out.len() < READ_BATCH {
+            let Some(message) = self.pop_message() else {
+                break;
+            };
+            out.push_back(message);
+        }
+        if matches!(self.read_state, ReadState::Open) {
+            if let Some(conn) = self.conn.as_mut() {
+                while out.len() < READ_BATCH {
+                    let Some(message) = conn.poll_message(&mut self.rbuf) else {
+                        break;
+                    };
+                    out.push_back(message);
+                }
+            }
+        }
+        if self.rbuf.is_empty() {
+            self.needs_input = true;
+        }
+        self.reader_holds = !out.is_empty();
     }
 
     /// Takes the next queued message.

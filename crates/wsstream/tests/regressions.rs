@@ -11,6 +11,8 @@ use wsstream::{
     CancelReason, Message, WebSocketCloseInfo, WebSocketError, WebSocketStream,
     WebSocketStreamOptions,
 };
+use wsstream_test_support::frames::{Frame, ParsedFrame, encode_all};
+use wsstream_test_support::hostile::serve_once;
 use wsstream_test_support::wpt::WptServer;
 
 /// A server that sends "hello" then closes with 4000/"bye", and waits for the outcome.
@@ -140,4 +142,97 @@ async fn unclean_end_of_our_close_errors_the_writable_with_the_same_websocket_er
     assert!(Arc::ptr_eq(ready.as_websocket_error().unwrap(), &closed));
     let read = reader.read().await.unwrap_err();
     assert!(ready.same_as(&read));
+}
+
+/// Ten text messages then a Close, all in one write: the reader decodes several of them
+/// under one lock (issue 6), so this pins down what the batching must not change.
+async fn ten_messages_then(
+    last: Frame,
+) -> wsstream_test_support::hostile::HostileServer<Vec<ParsedFrame>> {
+    serve_once(move |mut peer| async move {
+        peer.accept().await?;
+        let mut frames: Vec<Frame> = (0..10).map(|i| Frame::text(format!("m{i}"))).collect();
+        frames.push(last);
+        peer.send(&encode_all(&frames)).await?;
+        let mut got = Vec::new();
+        while let Some(frame) = peer.next_frame(Duration::from_secs(10)).await? {
+            let close = frame.is_close();
+            got.push(frame);
+            if close {
+                break;
+            }
+        }
+        Ok(got)
+    })
+    .await
+    .unwrap()
+}
+
+/// Bug guard: messages a reader had taken in a batch but not handed out were dropped
+/// when its lock was released; they must go to the next reader, in order.
+#[tokio::test]
+async fn messages_batched_by_a_released_reader_go_to_the_next_reader() {
+    let server = ten_messages_then(Frame::close(Some(1000), "")).await;
+    let wss = WebSocketStream::new(&server.url(), WebSocketStreamOptions::default()).unwrap();
+    let info = wss.opened().await.unwrap();
+    let mut first = info.readable.get_reader().unwrap();
+    assert_eq!(first.read().await.unwrap(), Some(Message::from("m0")));
+    first.release_lock();
+    let mut second = info.readable.get_reader().unwrap();
+    for i in 1..10 {
+        assert_eq!(
+            second.read().await.unwrap(),
+            Some(Message::from(format!("m{i}")))
+        );
+    }
+    assert_eq!(second.read().await.unwrap(), None);
+    assert_eq!(wss.closed().await.unwrap().close_code, Some(1000));
+    let frames = server.finish().await.unwrap();
+    assert_eq!(frames.last().and_then(ParsedFrame::close_code), Some(1000));
+}
+
+/// Bug guard (Autobahn 3.x/4.x "message, then violation, in one chop"): a violation
+/// behind messages already in the read buffer must not be acted on before the
+/// application has taken every message before it, so replies written in between go out
+/// before our Close 1002.
+#[tokio::test]
+async fn a_violation_behind_buffered_messages_waits_until_they_are_read() {
+    // RSV2 set without an extension: a protocol violation (1002).
+    let server = ten_messages_then(Frame::text("bad").rsv(0b010)).await;
+    let wss = WebSocketStream::new(&server.url(), WebSocketStreamOptions::default()).unwrap();
+    let info = wss.opened().await.unwrap();
+    let mut reader = info.readable.get_reader().unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    for i in 0..10 {
+        let message = reader.read().await.unwrap().unwrap();
+        assert_eq!(message, Message::from(format!("m{i}")));
+        // Give the connection task every chance to run before replying.
+        tokio::task::yield_now().await;
+        writer.write(message).await.unwrap();
+        writer.flush().await.unwrap();
+    }
+    assert!(reader.read().await.is_err());
+    let frames = server.finish().await.unwrap();
+    let texts: Vec<_> = frames
+        .iter()
+        .filter(|f| !f.is_close())
+        .map(|f| f.text().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(frames.last().and_then(ParsedFrame::close_code), Some(1002));
+}
+
+/// Bug guard: cancelling through a reader that holds a batch discards the batch too.
+#[tokio::test]
+async fn cancel_discards_the_messages_a_reader_batched() {
+    let server = ten_messages_then(Frame::close(Some(1000), "")).await;
+    let wss = WebSocketStream::new(&server.url(), WebSocketStreamOptions::default()).unwrap();
+    let info = wss.opened().await.unwrap();
+    let mut reader = info.readable.get_reader().unwrap();
+    assert_eq!(reader.read().await.unwrap(), Some(Message::from("m0")));
+    reader.cancel(CancelReason::None).await;
+    assert_eq!(reader.read().await.unwrap(), None);
+    drop(reader);
+    let _ = wss.closed().await;
+    server.finish().await.unwrap();
 }

@@ -268,6 +268,61 @@ impl Connection {
         !self.transmit.is_empty() || self.pending_pong.is_some() || self.outbound.is_some()
     }
 
+    /// The fast path for the common case. If `input` starts with a complete, unfragmented,
+    /// uncompressed Text or Binary frame that is valid in every respect (RFC 6455 §5.2
+    /// reserved bits, §5.1 masking for our role, the frame and message limits, §8.1 UTF-8),
+    /// consumes that frame and returns its message, split off `input` without copying.
+    ///
+    /// Anything else — a control frame, a fragment, a compressed or incomplete frame, or
+    /// one that would fail the connection — is left untouched in `input` and `None` is
+    /// returned; [`poll_event`](Self::poll_event) then handles it. The connection's state is
+    /// otherwise unchanged, so a caller can take every ready message at once without acting
+    /// on whatever follows them (a Close, a ping, a violation).
+    pub fn poll_message(&mut self, input: &mut BytesMut) -> Option<Message> {
+        if self.failed.is_some()
+            || self.close_received.is_some()
+            || self.frame.is_some()
+            || self.assembly.is_some()
+        {
+            return None;
+        }
+        let HeaderParse::Complete(header, head_len) = FrameHeader::parse(input) else {
+            return None;
+        };
+        let text = match (header.fin, header.rsv, header.opcode) {
+            (true, 0, 0x1) => true,
+            (true, 0, 0x2) => false,
+            _ => return None,
+        };
+        if header.mask.is_some() != (self.role == Role::Server) {
+            return None;
+        }
+        let limit = self.config.max_frame_size.min(self.config.max_message_size);
+        let len = match usize::try_from(header.payload_len) {
+            Ok(len) if len <= limit && len <= input.len() - head_len => len,
+            _ => return None,
+        };
+        let payload = &mut input[head_len..head_len + len];
+        if let Some(key) = header.mask {
+            mask::mask(payload, key, 0);
+        }
+        if text && simdutf8::basic::from_utf8(payload).is_err() {
+            if let Some(key) = header.mask {
+                // Masking is its own inverse: restore the bytes for poll_event.
+                mask::mask(payload, key, 0);
+            }
+            return None;
+        }
+        input.advance(head_len);
+        let payload = take_payload(input, len);
+        self.need = 2;
+        Some(if text {
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        })
+    }
+
     /// Consumes bytes from the front of `input` and returns the next event, or `None` when
     /// more input is needed. Complete frames are split off `input` without copying. After
     /// the peer's Close frame or a failure, further input is discarded.
@@ -445,7 +500,7 @@ impl Connection {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if fin && self.assembly.is_none() {
                     // An unfragmented message: the payload is split off without a copy.
-                    let payload = input.split_to(len).freeze();
+                    let payload = take_payload(input, len);
                     return Ok(Some(Some(Event::Message(
                         self.finish_message(frame.text, payload)?,
                     ))));
@@ -472,7 +527,7 @@ impl Connection {
                 Ok(Some(Some(Event::Message(message))))
             }
             OpCode::Ping => {
-                let payload = input.split_to(len).freeze();
+                let payload = take_payload(input, len);
                 // §5.5.2/§5.5.3: answer with a pong carrying the same payload; if several
                 // pings are pending, answering only the most recent is allowed.
                 if !self.close_sent {
@@ -481,7 +536,7 @@ impl Connection {
                 }
                 Ok(Some(Some(Event::Ping(payload))))
             }
-            OpCode::Pong => Ok(Some(Some(Event::Pong(input.split_to(len).freeze())))),
+            OpCode::Pong => Ok(Some(Some(Event::Pong(take_payload(input, len))))),
             OpCode::Close => {
                 let frame = CloseFrame::parse(&input[..len])?;
                 input.advance(len);
@@ -720,5 +775,142 @@ fn truncate_at_char_boundary(s: &mut String, max: usize) {
             at -= 1;
         }
         s.truncate(at);
+    }
+}
+
+/// Payloads up to this size are copied out of the read buffer; larger ones are split
+/// off it without a copy.
+const COPY_THRESHOLD: usize = 512;
+
+/// Takes the first `len` bytes of `input` as a payload. A small payload is copied into an
+/// allocation of its own: cheaper than the atomic reference counting of a shared buffer,
+/// and a small message the application keeps does not pin the whole read buffer.
+fn take_payload(input: &mut BytesMut, len: usize) -> Bytes {
+    if len <= COPY_THRESHOLD {
+        let payload = Bytes::copy_from_slice(&input[..len]);
+        input.advance(len);
+        payload
+    } else {
+        input.split_to(len).freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(role_of_sender: Role, fin: bool, rsv: u8, op: OpCode, payload: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        let key = role_of_sender
+            .masks_outgoing()
+            .then_some([0x12, 0x34, 0x56, 0x78]);
+        encode_frame(&mut out, fin, rsv, op, payload, key);
+        out
+    }
+
+    fn peer(role: Role) -> Role {
+        match role {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+
+    #[test]
+    fn poll_message_takes_plain_valid_messages() {
+        for role in [Role::Client, Role::Server] {
+            let mut conn = Connection::new(role, Config::default()).unwrap();
+            let mut input = frame(peer(role), true, 0, OpCode::Text, "héllo".as_bytes());
+            input.extend_from_slice(&frame(peer(role), true, 0, OpCode::Binary, &[1, 2, 3]));
+            assert_eq!(
+                conn.poll_message(&mut input),
+                Some(Message::Text("héllo".into()))
+            );
+            assert_eq!(
+                conn.poll_message(&mut input),
+                Some(Message::Binary(Bytes::from_static(&[1, 2, 3])))
+            );
+            assert!(input.is_empty());
+            assert_eq!(conn.poll_message(&mut input), None);
+        }
+    }
+
+    /// Everything the fast path does not take stays in the input byte for byte, and the
+    /// full decoder then reports exactly what it reports on a fresh connection.
+    #[test]
+    fn poll_message_leaves_everything_else_untouched() {
+        let invalid_utf8 = [0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xff];
+        let too_large = vec![0u8; 2048];
+        for role in [Role::Client, Role::Server] {
+            let cases: Vec<(&str, BytesMut)> = vec![
+                ("ping", frame(peer(role), true, 0, OpCode::Ping, b"p")),
+                ("pong", frame(peer(role), true, 0, OpCode::Pong, b"p")),
+                (
+                    "close",
+                    frame(peer(role), true, 0, OpCode::Close, &[3, 232]),
+                ),
+                ("fragment", frame(peer(role), false, 0, OpCode::Text, b"a")),
+                (
+                    "continuation",
+                    frame(peer(role), true, 0, OpCode::Continuation, b"a"),
+                ),
+                ("rsv1", frame(peer(role), true, RSV1, OpCode::Binary, b"a")),
+                ("wrong masking", frame(role, true, 0, OpCode::Binary, b"a")),
+                (
+                    "invalid utf-8",
+                    frame(peer(role), true, 0, OpCode::Text, &invalid_utf8),
+                ),
+                (
+                    "too large",
+                    frame(peer(role), true, 0, OpCode::Binary, &too_large),
+                ),
+                ("incomplete", {
+                    let mut f = frame(peer(role), true, 0, OpCode::Binary, b"abcdef");
+                    f.truncate(f.len() - 1);
+                    f
+                }),
+            ];
+            let config = Config {
+                max_message_size: 1024,
+                ..Config::default()
+            };
+            for (name, bytes) in cases {
+                let mut fast = Connection::new(role, config.clone()).unwrap();
+                let mut input = bytes.clone();
+                assert_eq!(fast.poll_message(&mut input), None, "{name}");
+                assert_eq!(input, bytes, "{name}: input changed");
+                let mut reference = Connection::new(role, config.clone()).unwrap();
+                let mut reference_input = bytes.clone();
+                assert_eq!(
+                    fast.poll_event(&mut input),
+                    reference.poll_event(&mut reference_input),
+                    "{name}"
+                );
+                let (ours, theirs) = (fast.take_transmit(), reference.take_transmit());
+                if role == Role::Server {
+                    assert_eq!(ours, theirs, "{name}");
+                } else {
+                    // A client masks with fresh keys: compare the lengths only.
+                    assert_eq!(ours.map(|b| b.len()), theirs.map(|b| b.len()), "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_payloads_are_copied_and_large_ones_split_off() {
+        let mut conn = Connection::new(Role::Client, Config::default()).unwrap();
+        for (len, shared) in [(COPY_THRESHOLD, false), (COPY_THRESHOLD + 1, true)] {
+            let mut input = frame(Role::Server, true, 0, OpCode::Binary, &vec![9; len]);
+            let range = input.as_ptr() as usize..input.as_ptr() as usize + input.len();
+            let Some(Message::Binary(payload)) = conn.poll_message(&mut input) else {
+                panic!("no message");
+            };
+            assert_eq!(payload.len(), len);
+            assert_eq!(
+                range.contains(&(payload.as_ptr() as usize)),
+                shared,
+                "{len}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The readable stream: one [`Message`] per chunk, with receive backpressure.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -38,6 +39,7 @@ impl WebSocketReadable {
         drop(inner);
         Ok(WebSocketReader {
             handle: self.handle.clone(),
+            held: VecDeque::new(),
             done: false,
         })
     }
@@ -96,6 +98,9 @@ fn cancel(inner: &mut Inner, reason: CancelReason) {
 /// Reads are cancel-safe: dropping a `read()` future loses no message.
 pub struct WebSocketReader {
     handle: Handle,
+    /// Messages taken from the shared state in one batch, still part of the readable's
+    /// queue (they go back to it if the lock is released).
+    held: VecDeque<Message>,
     done: bool,
 }
 
@@ -112,20 +117,25 @@ impl WebSocketReader {
         std::future::poll_fn(|cx| self.poll_read(cx)).await
     }
 
-    /// Poll form of [`read`](Self::read). A message already buffered is decoded right
-    /// here, without waking the connection task.
+    /// Poll form of [`read`](Self::read). Messages already buffered are decoded right
+    /// here, several under one lock, without waking the connection task.
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message>, StreamError>> {
+        if let Some(message) = self.held.pop_front() {
+            return Poll::Ready(Ok(Some(message)));
+        }
         let mut inner = self.handle.lock();
+        inner.reader_holds = false;
         let message = match inner.pop_message() {
             Some(message) => Some(message),
             None if !inner.needs_input => inner.decode_next(),
             None => None,
         };
         if let Some(message) = message {
-            if !inner.needs_input {
+            inner.take_ready(&mut self.held);
+            if !inner.needs_input && !inner.reader_holds {
                 // More is buffered: pulling released the backpressure, so the driver
                 // processes the next frame (a Close or a ping behind this message is seen
                 // even if the application does not read again).
@@ -153,7 +163,9 @@ impl WebSocketReader {
 
     /// Cancels the stream (`reader.cancel(reason)`, B30, B50).
     pub async fn cancel(&mut self, reason: CancelReason) {
+        self.held.clear();
         let mut inner = self.handle.lock();
+        inner.reader_holds = false;
         cancel(&mut inner, reason);
     }
 
@@ -163,7 +175,15 @@ impl WebSocketReader {
 
 impl Drop for WebSocketReader {
     fn drop(&mut self) {
-        self.handle.lock().readable_locked = false;
+        let mut inner = self.handle.lock();
+        inner.readable_locked = false;
+        // Messages this reader took but did not hand out go back to the front of the
+        // queue, in order, for the next reader.
+        inner.reader_holds = false;
+        while let Some(message) = self.held.pop_back() {
+            inner.queued_bytes += message.len();
+            inner.read_queue.push_front(message);
+        }
     }
 }
 

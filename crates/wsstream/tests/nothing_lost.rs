@@ -3,23 +3,28 @@
 //! receives all N, in order, byte for byte, then the clean close (1005: `writer.close()`
 //! sends a Close frame without a code), with and without a slow reader.
 //!
-//! The cases are a matrix of [`Transport`] × [`Variant`] × [`Reader`] × direction: a new
-//! transport (wss://) or options variant (permessage-deflate) is one more enum value,
-//! the scenario itself does not change.
+//! The cases are a matrix of [`Transport`] (ws://, wss://) × [`Variant`] × [`Reader`] ×
+//! direction: a new transport or options variant is one more enum value, the scenario
+//! itself does not change. The default options on both ends negotiate permessage-deflate,
+//! so every `Plain` case is compressed (messages of 1 KiB and more).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use wsstream::server::{self, ServerOptions};
-use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};
+use wsstream::server::{self, ServerOptions, TlsAcceptor};
+use wsstream::{Message, TlsOptions, WebSocketStream, WebSocketStreamOptions};
+use wsstream_test_support::certs::Ca;
 
 /// How the two ends are connected.
 #[derive(Clone, Copy, Debug)]
 enum Transport {
     /// `ws://` over loopback TCP.
     Ws,
-    // Wss: `wss://` with a throwaway certificate (to add with TLS).
+    /// `wss://` over loopback TCP: a throwaway CA (rcgen) signs the server's
+    /// certificate, the server runs `accept_tls`, the client trusts the CA as its only
+    /// root.
+    Wss,
 }
 
 /// Options on both ends.
@@ -159,27 +164,62 @@ async fn read_all(wss: &WebSocketStream, reader_kind: Reader) -> (Vec<Message>, 
     (got, wss.closed().await.unwrap().close_code)
 }
 
-async fn listen(transport: Transport) -> (TcpListener, String) {
+/// A listener, the URL to connect to, the server's TLS acceptor (wss://) and the TLS
+/// options the client needs.
+struct Endpoint {
+    listener: TcpListener,
+    url: String,
+    tls: Option<(TlsAcceptor, TlsOptions)>,
+}
+
+async fn listen(transport: Transport) -> Endpoint {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     match transport {
-        Transport::Ws => {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("ws://{}/nothing-lost", listener.local_addr().unwrap());
-            (listener, url)
+        Transport::Ws => Endpoint {
+            listener,
+            url: format!("ws://{addr}/nothing-lost"),
+            tls: None,
+        },
+        Transport::Wss => {
+            let ca = Ca::new("wsstream nothing-lost CA");
+            let acceptor = ca.server(&["127.0.0.1"]).acceptor();
+            let mut client = TlsOptions::default();
+            client.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
+            Endpoint {
+                listener,
+                url: format!("wss://{addr}/nothing-lost"),
+                tls: Some((acceptor, client)),
+            }
         }
     }
 }
 
 async fn run(transport: Transport, variant: Variant, reader: Reader, direction: Direction) {
-    let seed = 0x5EED_0000 + (variant as u64) * 100 + (reader as u64) * 10 + (direction as u64);
+    let seed = 0x5EED_0000
+        + (transport as u64) * 1000
+        + (variant as u64) * 100
+        + (reader as u64) * 10
+        + (direction as u64);
     let n = 150;
     let sent = messages(seed, n);
     let total: usize = sent.iter().map(Message::len).sum();
-    let (listener, url) = listen(transport).await;
+    let Endpoint { listener, url, tls } = listen(transport).await;
+    let (acceptor, client_tls) = tls.unzip();
     let server = tokio::spawn({
         let sent = sent.clone();
         async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let wss = server::accept(tcp, variant.server_options()).await.unwrap();
+            let wss = match &acceptor {
+                None => server::accept(tcp, variant.server_options()).await,
+                Some(acceptor) => server::accept_tls(tcp, acceptor, variant.server_options()).await,
+            }
+            .unwrap();
+            assert!(wss.url().starts_with(if acceptor.is_some() {
+                "wss://"
+            } else {
+                "ws://"
+            }));
             match direction {
                 Direction::ClientToServer => {
                     let (got, code) = read_all(&wss, reader).await;
@@ -189,7 +229,11 @@ async fn run(transport: Transport, variant: Variant, reader: Reader, direction: 
             }
         }
     });
-    let wss = WebSocketStream::new(&url, variant.client_options()).unwrap();
+    let mut options = variant.client_options();
+    if let Some(tls) = client_tls {
+        options.tls = tls;
+    }
+    let wss = WebSocketStream::new(&url, options).unwrap();
     let started = Instant::now();
     let (client_got, client_code) = match direction {
         Direction::ClientToServer => (None, write_all_then_close(&wss, sent.clone()).await),
@@ -248,4 +292,10 @@ cases! {
     ws_server_to_client_slow_reader: Ws, Plain, Slow, ServerToClient;
     ws_small_buffers_client_to_server_fast_reader: Ws, SmallBuffers, Fast, ClientToServer;
     ws_small_buffers_client_to_server_slow_reader: Ws, SmallBuffers, Slow, ClientToServer;
+    wss_client_to_server_fast_reader: Wss, Plain, Fast, ClientToServer;
+    wss_client_to_server_slow_reader: Wss, Plain, Slow, ClientToServer;
+    wss_server_to_client_fast_reader: Wss, Plain, Fast, ServerToClient;
+    wss_server_to_client_slow_reader: Wss, Plain, Slow, ServerToClient;
+    wss_small_buffers_client_to_server_slow_reader: Wss, SmallBuffers, Slow, ClientToServer;
+    wss_small_buffers_server_to_client_slow_reader: Wss, SmallBuffers, Slow, ServerToClient;
 }

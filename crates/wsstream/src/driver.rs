@@ -205,7 +205,8 @@ impl Driver {
     fn poll_once(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
         let mut progress = false;
         let mut rbuf = BytesMut::new();
-        let read_allowed;
+        let mut read_allowed;
+        let read_hint;
         let state;
         {
             let shared = self.shared.clone();
@@ -258,21 +259,8 @@ impl Driver {
             }
             if read_allowed {
                 rbuf = std::mem::take(&mut inner.rbuf);
-                if rbuf.len() < MIN_READ_SIZE && rbuf.capacity() > MAX_READ_SIZE + MIN_READ_SIZE {
-                    // The buffer grew for a large frame: give that memory back instead of
-                    // keeping it for the rest of the connection.
-                    let mut small = BytesMut::with_capacity(self.read_size);
-                    small.extend_from_slice(&rbuf);
-                    rbuf = small;
-                }
-                let want = self
-                    .read_size
-                    .max(hint.min(MAX_EAGER_RESERVE.max(rbuf.len())));
-                let spare = rbuf.capacity() - rbuf.len();
-                if spare < self.read_size.min(want) || spare < hint {
-                    rbuf.reserve(want);
-                }
             }
+            read_hint = hint;
         }
 
         // Write.
@@ -316,7 +304,36 @@ impl Driver {
         }
 
         // Read (the buffer was taken out of the shared state for the duration).
+        if read_allowed && rbuf.is_empty() {
+            match self.io.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    self.io_error = Some(e);
+                    return (true, true);
+                }
+                Poll::Pending => {
+                    // Nothing to read: an idle connection holds no read buffer (unless
+                    // messages still share its allocation).
+                    read_allowed = false;
+                    rbuf = BytesMut::new();
+                }
+            }
+        }
         if read_allowed {
+            if rbuf.len() < MIN_READ_SIZE && rbuf.capacity() > MAX_READ_SIZE + MIN_READ_SIZE {
+                // The buffer grew for a large frame: give that memory back instead of
+                // keeping it for the rest of the connection.
+                let mut small = BytesMut::with_capacity(self.read_size);
+                small.extend_from_slice(&rbuf);
+                rbuf = small;
+            }
+            let want = self
+                .read_size
+                .max(read_hint.min(MAX_EAGER_RESERVE.max(rbuf.len())));
+            let spare = rbuf.capacity() - rbuf.len();
+            if spare < self.read_size.min(want) || spare < read_hint {
+                rbuf.reserve(want);
+            }
             let spare = rbuf.capacity() - rbuf.len();
             let result = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut rbuf);
             let shared = self.shared.clone();

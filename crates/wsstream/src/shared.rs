@@ -227,6 +227,9 @@ impl Inner {
     }
 
     pub(crate) fn wake_writers(&mut self) {
+        if self.writer_wakers.is_empty() {
+            return;
+        }
         for waker in self.writer_wakers.drain(..) {
             waker.wake();
         }

@@ -59,8 +59,8 @@ pub struct Connection {
     close_received: Option<CloseFrame>,
     failed: Option<ProtocolError>,
     abandoned: bool,
-    // permessage-deflate, when negotiated.
-    deflate: Option<Deflate>,
+    // permessage-deflate, when negotiated (boxed: a connection without it stays small).
+    deflate: Option<Box<Deflate>>,
 }
 
 /// The permessage-deflate state of a connection (RFC 7692): our compressor, the
@@ -145,11 +145,11 @@ impl Connection {
                     ),
                 ),
             };
-            Deflate {
+            Box::new(Deflate {
                 tx: Compressor::new(ours.0, ours.1, deflate.compression_level),
                 rx: Decompressor::new(theirs.0, theirs.1),
                 threshold: deflate.threshold,
-            }
+            })
         });
         Ok(Self {
             role,
@@ -443,7 +443,7 @@ impl Connection {
                 // RFC 7692 §7.2.2: inflate as the payload arrives, the output capped at
                 // the message limit and its UTF-8 checked as it is produced.
                 inflate_piece(
-                    self.deflate.as_mut(),
+                    self.deflate.as_deref_mut(),
                     self.assembly.as_mut(),
                     &mut self.utf8,
                     new,

@@ -43,6 +43,7 @@ impl WebSocketWritable {
         Ok(WebSocketWriter {
             handle: self.handle.clone(),
             closing: None,
+            room: false,
         })
     }
 
@@ -95,6 +96,10 @@ fn abort(inner: &mut Inner, reason: CancelReason) {
 pub struct WebSocketWriter {
     handle: Handle,
     closing: Option<Wait<Result<crate::WebSocketCloseInfo, ConnectionError>>>,
+    /// The last `start_send` left room for another message. Only the connection task can
+    /// change that in between, and only by making room or by erroring the stream (which
+    /// the next `start_send` reports), so `poll_ready` can answer without the lock.
+    room: bool,
 }
 
 impl std::fmt::Debug for WebSocketWriter {
@@ -111,6 +116,7 @@ impl WebSocketWriter {
     /// send buffer (B37) — dropping the future does not cancel the write. It fails with
     /// the stream's error if the connection closes first (B39).
     pub fn write(&mut self, message: impl Into<Message>) -> WriteFuture {
+        self.room = false;
         let mut inner = self.handle.lock();
         if inner.write_error.is_some() {
             return WriteFuture {
@@ -162,6 +168,7 @@ impl WebSocketWriter {
     }
 
     fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
+        self.room = false;
         if self.closing.is_none() {
             let mut inner = self.handle.lock();
             if let Some(e) = &inner.write_error {
@@ -193,6 +200,7 @@ impl WebSocketWriter {
 
     /// `abort(reason)`: closes using `reason` (B42, B50) and resolves at once.
     pub async fn abort(&mut self, reason: CancelReason) {
+        self.room = false;
         let mut inner = self.handle.lock();
         abort(&mut inner, reason);
     }
@@ -294,6 +302,9 @@ impl futures_sink::Sink<Message> for WebSocketWriter {
     /// Ready while the connection's send buffer has room, so `feed` batches many small
     /// messages into one socket write.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
+        if self.room {
+            return Poll::Ready(Ok(()));
+        }
         let mut inner = self.handle.lock();
         if let Some(e) = &inner.write_error {
             return Poll::Ready(Err(e.clone()));
@@ -313,6 +324,7 @@ impl futures_sink::Sink<Message> for WebSocketWriter {
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), StreamError> {
         let this = self.get_mut();
+        this.room = false;
         let mut inner = this.handle.lock();
         if let Some(e) = &inner.write_error {
             return Err(e.clone());
@@ -320,6 +332,11 @@ impl futures_sink::Sink<Message> for WebSocketWriter {
         inner.next_seq += 1;
         inner.write_queue.push_back(item);
         inner.advance_writes();
+        this.room = inner.write_queue.is_empty()
+            && inner
+                .conn
+                .as_ref()
+                .is_some_and(wsstream_proto::Connection::wants_data);
         Ok(())
     }
 

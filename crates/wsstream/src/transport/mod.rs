@@ -27,6 +27,18 @@ pub(crate) enum Transport {
     Other(Box<dyn AsyncIo>),
 }
 
+impl Transport {
+    /// Whether bytes may be available to read. For TCP this is the socket's readiness,
+    /// so an idle connection can wait without holding a read buffer; the other transports
+    /// (TLS may hold decrypted bytes already) always answer yes.
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Tcp(s) => s.poll_read_ready(cx),
+            Self::Tls(_) | Self::Other(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,

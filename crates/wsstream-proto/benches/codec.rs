@@ -55,8 +55,10 @@ fn encode(size: usize, count: usize) -> Duration {
     }))
 }
 
-/// A client decodes `count` unmasked binary messages of `size` bytes from one buffer.
-fn decode(size: usize, count: usize) -> Duration {
+/// A client decodes `count` unmasked binary messages of `size` bytes from one buffer,
+/// with the full decoder (`poll_event`) or the fast path first (`poll_message`, as the
+/// runtime's reader does).
+fn decode(size: usize, count: usize, fast: bool) -> Duration {
     let Ok(mut server) = Connection::new(Role::Server, Config::default()) else {
         return Duration::MAX;
     };
@@ -77,7 +79,17 @@ fn decode(size: usize, count: usize) -> Duration {
         let mut input = wire.clone();
         let mut received = 0;
         let start = Instant::now();
-        while let Some(event) = client.poll_event(&mut input) {
+        loop {
+            if fast {
+                if let Some(message) = client.poll_message(&mut input) {
+                    received += 1;
+                    black_box(message);
+                    continue;
+                }
+            }
+            let Some(event) = client.poll_event(&mut input) else {
+                break;
+            };
             if matches!(event, Event::Message(_)) {
                 received += 1;
             }
@@ -139,7 +151,14 @@ fn main() {
             label,
             count,
             size,
-            decode(size, count),
+            decode(size, count, false),
+        );
+        report(
+            "decode fast path (poll_message)",
+            label,
+            count,
+            size,
+            decode(size, count, true),
         );
     }
     let ascii: Vec<u8> = (0..64 << 10).map(|i| b'a' + (i % 26) as u8).collect();

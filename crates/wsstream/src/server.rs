@@ -343,7 +343,7 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         let stream = WebSocketStream::from_shared(shared.clone());
         let driver = Driver::new(
             shared,
-            Transport::Other(Box::new(self.io)),
+            Transport::from_io(self.io),
             self.leftover,
             Role::Server,
             options.close_timeout,

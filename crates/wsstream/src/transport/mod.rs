@@ -28,6 +28,22 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// Wraps any stream. A plain `TcpStream` keeps the TCP variant, so it gets the
+    /// readiness-aware reads of [`poll_read_ready`](Self::poll_read_ready).
+    pub(crate) fn from_io<S: AsyncIo>(io: S) -> Self {
+        let mut slot = Some(io);
+        if let Some(tcp) = (&mut slot as &mut dyn std::any::Any)
+            .downcast_mut::<Option<TcpStream>>()
+            .and_then(Option::take)
+        {
+            return Self::Tcp(tcp);
+        }
+        match slot {
+            Some(io) => Self::Other(Box::new(io)),
+            None => unreachable!("the stream is taken above only when it is a TcpStream"),
+        }
+    }
+
     /// Whether bytes may be available to read. For TCP this is the socket's readiness,
     /// so an idle connection can wait without holding a read buffer; the other transports
     /// (TLS may hold decrypted bytes already) always answer yes.

@@ -30,7 +30,8 @@ fn config(selector: u8) -> Config {
 ///
 /// Input layout: byte 0 picks the limits (bits 0–1) and whether the connection also sends
 /// (bit 7: it answers each message with a message and each ping with a ping, which exercises
-/// the outbound path while the closing handshake or a failure happens); bytes 1–3 are chunk
+/// the outbound path while the closing handshake or a failure happens; bit 6: try the
+/// `poll_message` fast path before `poll_event`, as the runtime's reader does); bytes 1–3 are chunk
 /// sizes, cycled (0 means "everything left"); the rest is the byte stream from the peer.
 ///
 /// Invariants: no panic; nothing is reported after `Failed` or `Close`; a failure leaves the
@@ -43,6 +44,7 @@ pub fn decode(role: Role, data: &[u8]) {
     let config = config(*selector);
     let limit = config.max_message_size;
     let talk = selector & 0x80 != 0;
+    let fast = selector & 0x40 != 0;
     let Ok(mut conn) = Connection::new(role, config) else {
         return;
     };
@@ -62,7 +64,15 @@ pub fn decode(role: Role, data: &[u8]) {
         };
         input.extend_from_slice(&stream[at..end]);
         at = end;
-        while let Some(event) = conn.poll_event(&mut input) {
+        loop {
+            let fast_message = if fast {
+                conn.poll_message(&mut input).map(Event::Message)
+            } else {
+                None
+            };
+            let Some(event) = fast_message.or_else(|| conn.poll_event(&mut input)) else {
+                break;
+            };
             assert!(!finished, "event after Failed/Close: {event:?}");
             match &event {
                 Event::Failed(error) => {

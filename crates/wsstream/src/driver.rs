@@ -205,6 +205,7 @@ impl Driver {
     fn poll_once(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
         let mut progress = false;
         let mut rbuf = BytesMut::new();
+        let mut oversized = false;
         let mut read_allowed;
         let read_hint;
         let state;
@@ -259,6 +260,7 @@ impl Driver {
             }
             if read_allowed {
                 rbuf = std::mem::take(&mut inner.rbuf);
+                oversized = std::mem::take(&mut inner.rbuf_oversized);
             }
             read_hint = hint;
         }
@@ -316,16 +318,18 @@ impl Driver {
                     // messages still share its allocation).
                     read_allowed = false;
                     rbuf = BytesMut::new();
+                    oversized = false;
                 }
             }
         }
         if read_allowed {
-            if rbuf.len() < MIN_READ_SIZE && rbuf.capacity() > MAX_READ_SIZE + MIN_READ_SIZE {
+            if rbuf.len() < MIN_READ_SIZE && oversized {
                 // The buffer grew for a large frame: give that memory back instead of
                 // keeping it for the rest of the connection.
                 let mut small = BytesMut::with_capacity(self.read_size);
                 small.extend_from_slice(&rbuf);
                 rbuf = small;
+                oversized = false;
             }
             let want = self
                 .read_size
@@ -335,10 +339,12 @@ impl Driver {
                 rbuf.reserve(want);
             }
             let spare = rbuf.capacity() - rbuf.len();
+            oversized |= rbuf.capacity() > MAX_READ_SIZE + MIN_READ_SIZE;
             let result = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut rbuf);
             let shared = self.shared.clone();
             let mut inner = shared.lock();
             inner.rbuf = rbuf;
+            inner.rbuf_oversized = oversized;
             match result {
                 Poll::Ready(Ok(0)) => {
                     self.eof = true;

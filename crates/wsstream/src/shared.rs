@@ -75,6 +75,11 @@ pub(crate) struct Inner {
     /// from it, one message at a time, so a protocol error (or a Close) after a message is
     /// only acted on once that message has been handed to the application.
     pub(crate) rbuf: BytesMut,
+    /// `rbuf` (or a message split off it) lives in an allocation grown past the driver's
+    /// read size for a large frame. `BytesMut::capacity` only sees the view's own spare
+    /// room, not the allocation behind it, so the driver marks it; once drained, the
+    /// buffer is dropped rather than kept for the rest of the connection.
+    pub(crate) rbuf_oversized: bool,
     /// The last decode ran out of complete frames: the socket must be read.
     pub(crate) needs_input: bool,
     pub(crate) read_queue: VecDeque<Message>,
@@ -122,6 +127,7 @@ impl Shared {
                 conn,
                 interrupted: false,
                 rbuf: BytesMut::new(),
+                rbuf_oversized: false,
                 needs_input: true,
                 read_queue: VecDeque::new(),
                 reader_holds: false,
@@ -244,6 +250,7 @@ impl Inner {
             let conn = self.conn.as_mut()?;
             let Some(event) = conn.poll_event(&mut self.rbuf) else {
                 self.needs_input = true;
+                self.release_drained_buffer();
                 return None;
             };
             match event {
@@ -324,8 +331,18 @@ impl Inner {
         }
         if self.rbuf.is_empty() {
             self.needs_input = true;
+            self.release_drained_buffer();
         }
         self.reader_holds = !out.is_empty();
+    }
+
+    /// Drops an emptied read buffer that was grown for a large frame: its empty view
+    /// would otherwise pin the whole allocation until later reads fill it up.
+    fn release_drained_buffer(&mut self) {
+        if self.rbuf_oversized && self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+            self.rbuf_oversized = false;
+        }
     }
 
     /// Takes the next queued message.

@@ -989,8 +989,12 @@ async fn announced_length_is_not_allocated_up_front() {
 /// A connection that once received a large message must not keep a read buffer of that
 /// size for the rest of its life (DESIGN: the read buffer grows "to a cap such as 64 KiB,
 /// shrinking after large messages"): with 10 000 idle connections, one 48 MiB frame each
-/// would otherwise pin 480 GB. The frame is larger than glibc's largest mmap threshold
-/// (32 MiB), so its memory goes back to the system as soon as nothing references it.
+/// would otherwise pin 480 GB.
+///
+/// Measured as live heap bytes (the counting allocator), not RSS: whether glibc hands freed
+/// memory back to the system depends on its dynamic mmap threshold and on what the other
+/// tests of this binary freed before, which made an RSS bound fail in CI (53 MiB resident
+/// after the message was dropped, none of it held by the connection).
 #[tokio::test]
 async fn read_buffer_shrinks_after_a_large_message() {
     within("large message retention", async {
@@ -1016,7 +1020,7 @@ async fn read_buffer_shrinks_after_a_large_message() {
         let info = wss.opened().await.unwrap();
         let mut reader = info.readable.get_reader().unwrap();
         assert_eq!(reader.read().await.unwrap(), Some(Message::from("small")));
-        let before = memory::rss();
+        let before = ALLOC.allocated();
         go_tx.send(()).unwrap();
         let big = reader.read().await.unwrap().unwrap();
         assert_eq!(big.len(), BIG);
@@ -1026,21 +1030,20 @@ async fn read_buffer_shrinks_after_a_large_message() {
         }
         // The server's copy of the frame is gone too; give the allocator a moment.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let after = memory::rss();
-        if let (Some(before), Some(after)) = (before, after) {
-            let kept = after.saturating_sub(before);
-            eprintln!(
-                "after a {} MiB message: {} KiB still resident",
-                BIG >> 20,
-                kept >> 10
-            );
-            assert!(
-                kept < 16 << 20,
-                "the connection still holds {} MiB after a {} MiB message was read and dropped",
-                kept >> 20,
-                BIG >> 20
-            );
-        }
+        let kept = ALLOC.allocated().saturating_sub(before);
+        eprintln!(
+            "after a {} MiB message: {} KiB still allocated",
+            BIG >> 20,
+            kept >> 10
+        );
+        // The read buffer is back to its small size (at most the 64 KiB-class cap plus
+        // bookkeeping); other tests of this binary allocate a little concurrently.
+        assert!(
+            kept < 4 << 20,
+            "the connection still holds {} KiB after a {} MiB message was read and dropped",
+            kept >> 10,
+            BIG >> 20
+        );
         wss.close(WebSocketCloseInfo::default()).unwrap();
         let _ = wss.closed().await;
         server.finish().await.unwrap();

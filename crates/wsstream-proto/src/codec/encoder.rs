@@ -43,8 +43,13 @@ pub fn encode_frame(
         payload_len: payload.len() as u64,
     };
     let (raw, n) = header.emit();
-    out.reserve(n + payload.len());
-    out.extend_from_slice(&raw[..n]);
+    // The whole fixed-size array is copied and the unused tail cut off again: a constant
+    // 14-byte copy is two stores, where copying `n` bytes is a call to `memcpy` (a tenth
+    // of the CPU time of sending 16-byte messages).
+    let start = out.len();
+    out.reserve(raw.len() + payload.len());
+    out.extend_from_slice(&raw);
+    out.truncate(start + n);
     match key {
         Some(key) => mask::mask_into(out, payload, key),
         None => out.extend_from_slice(payload),

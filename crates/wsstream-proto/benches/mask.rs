@@ -1,4 +1,6 @@
-//! Masking throughput: `wire::mask::mask` (word-at-a-time) against `mask_bytewise`.
+//! Masking throughput: `wire::mask::mask` (word-at-a-time) against `mask_bytewise`, then
+//! `mask_into` (the copy into the send buffer fused with the masking) against a plain copy
+//! followed by an in-place `mask` over the whole payload.
 //!
 //! `cargo bench -p wsstream-proto --bench mask`. No framework: each case runs a few hundred
 //! iterations or more (enough to move at least 128 MiB), best of five rounds, and prints
@@ -7,7 +9,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use wsstream_proto::wire::mask::{mask, mask_bytewise};
+use bytes::BytesMut;
+use wsstream_proto::wire::mask::{mask, mask_bytewise, mask_into};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const SIZES: [(usize, &str); 4] = [
@@ -59,6 +62,34 @@ fn main() {
         println!(
             "{label:>8}  {fast:>12.2}  {slow:>14.2}  {:>6.1}x",
             fast / slow
+        );
+    }
+
+    println!();
+    println!(
+        "{:>8}  {:>15}  {:>19}  {:>7}",
+        "size", "mask_into GB/s", "copy then mask GB/s", "ratio"
+    );
+    for (size, label) in SIZES {
+        let iterations = (BYTES_PER_ROUND / size).max(MIN_ITERATIONS);
+        let src = vec![0xA5u8; size];
+        let mut out = BytesMut::with_capacity(size + 14);
+        let fused = best_of(iterations, || {
+            out.clear();
+            mask_into(black_box(&mut out), black_box(&src), black_box(KEY));
+            black_box(&out);
+        });
+        let split = best_of(iterations, || {
+            out.clear();
+            out.extend_from_slice(black_box(&src));
+            mask(black_box(&mut out[..]), black_box(KEY), 0);
+            black_box(&out);
+        });
+        let total = size * iterations;
+        let (fused, split) = (gbps(total, fused), gbps(total, split));
+        println!(
+            "{label:>8}  {fused:>15.2}  {split:>19.2}  {:>6.2}x",
+            fused / split
         );
     }
 }

@@ -1,6 +1,8 @@
 //! End-to-end loopback benchmark of wsstream against tokio-tungstenite, fastwebsockets,
 //! tokio-websockets and a raw-TCP client that moves the same bytes without WebSocket
-//! parsing (the physical limit).
+//! parsing (the physical limit). The permessage-deflate scenarios (`recv-1k-deflate`,
+//! `send-1k-deflate`) compare wsstream with yawc and raw only; the peers without deflate
+//! skip them.
 //!
 //! One binary, three uses:
 //!

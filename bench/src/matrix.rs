@@ -50,6 +50,11 @@ pub(crate) fn run() -> Result<(), BoxError> {
             for k in 0..clients.len() {
                 let ci = (k + rep) % clients.len();
                 let client = clients[ci];
+                // Peers without permessage-deflate skip the deflate scenarios (and yawc
+                // runs only those): no cell, no failure.
+                if !client.supports(scenario.kind) {
+                    continue;
+                }
                 match run_one(&exe, scenario.name, client.name()) {
                     Ok(outcome) => {
                         eprintln!(
@@ -119,6 +124,12 @@ fn run_one(exe: &std::path::Path, scenario: &str, client: &str) -> Result<Outcom
 
 fn brief(kind: Kind, o: &Outcome) -> String {
     match kind {
+        Kind::RecvDeflate { .. } | Kind::SendDeflate { .. } => {
+            format!(
+                "{:>12.0} msg/s {:>9.1} MB/s {:>9.1} CPU ns/msg  wire/raw {:.3}",
+                o.rate, o.mbps, o.cpu_ns, o.wire_ratio
+            )
+        }
         Kind::Recv { .. } | Kind::Send { .. } => {
             format!(
                 "{:>12.0} msg/s {:>9.1} MB/s {:>9.1} CPU ns/msg",
@@ -155,6 +166,7 @@ fn median(v: &[Outcome]) -> Outcome {
         cpu_ns: m(|o| o.cpu_ns),
         rss_kib: m(|o| o.rss_kib),
         heap_kib: m(|o| o.heap_kib),
+        wire_ratio: m(|o| o.wire_ratio),
     }
 }
 
@@ -206,6 +218,12 @@ fn label_kind(kind: Kind) -> String {
         Kind::Send { n, size: s } => format!("send {} × {}", size(s), count(n)),
         Kind::Echo { n, size: s } => format!("echo {} × {} round trips", size(s), count(n)),
         Kind::Idle { conns } => format!("{} idle connections", count(conns)),
+        Kind::RecvDeflate { n, size: s } => {
+            format!("receive {} × {} text, deflate", size(s), count(n))
+        }
+        Kind::SendDeflate { n, size: s } => {
+            format!("send {} × {} text, deflate", size(s), count(n))
+        }
     }
 }
 
@@ -262,6 +280,35 @@ fn print_tables(
                     ratio(o.rate, best_peer(si, |o| o.rate, true)),
                     o.cpu_ns,
                     ratio(o.cpu_ns, best_peer(si, |o| o.cpu_ns, false)),
+                );
+            }
+        }
+        println!();
+    }
+    let deflate: Vec<usize> = (0..scenarios.len())
+        .filter(|&i| scenarios[i].kind.is_deflate())
+        .collect();
+    if !deflate.is_empty() {
+        println!(
+            "| permessage-deflate | client | messages/s | MB/s | × raw | × best peer | CPU ns/msg | CPU × best peer | wire / payload bytes |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        for &si in &deflate {
+            for (ci, c) in clients.iter().enumerate() {
+                let Some(o) = medians.get(&(si, ci)) else {
+                    continue;
+                };
+                println!(
+                    "| {} | {} | {} | {:.0} | {} | {} | {:.1} | {} | {:.3} |",
+                    label(&scenarios[si]),
+                    c.name(),
+                    human(o.rate),
+                    o.mbps,
+                    ratio(o.rate, raw_of(si, |o| o.rate)),
+                    ratio(o.rate, best_peer(si, |o| o.rate, true)),
+                    o.cpu_ns,
+                    ratio(o.cpu_ns, best_peer(si, |o| o.cpu_ns, false)),
+                    o.wire_ratio,
                 );
             }
         }
@@ -331,6 +378,10 @@ fn print_targets(
     let Some(ws) = clients.iter().position(|c| *c == Client::Wsstream) else {
         return;
     };
+    // Targets exist for the single-thread scenarios without deflate only.
+    if !scenarios.iter().any(|s| !s.multi && !s.kind.is_deflate()) {
+        return;
+    }
     println!("| wsstream target | figure | target | met |");
     println!("|---|---:|---:|---|");
     for (si, s) in scenarios.iter().enumerate() {
@@ -384,6 +435,8 @@ fn print_targets(
                 );
             }
             Kind::Idle { .. } => row("idle RSS KiB/conn".into(), Some(o.rss_kib), 2.5, false),
+            // No target in the issue for permessage-deflate.
+            Kind::RecvDeflate { .. } | Kind::SendDeflate { .. } => {}
         }
     }
 }

@@ -14,6 +14,21 @@ pub(crate) enum Kind {
     Echo { n: u64, size: usize },
     /// `conns` open connections doing nothing.
     Idle { conns: u64 },
+    /// permessage-deflate: the server sends `n` compressed text messages of `size` bytes of
+    /// [`json_payload`] (one frame compressed once, sent `n` times); the client inflates
+    /// and checks every one.
+    RecvDeflate { n: u64, size: usize },
+    /// permessage-deflate: the client sends `n` text messages of `size` bytes of
+    /// [`json_payload`] with compression on; the server counts them, checks RSV1 on each
+    /// and sums their wire payload bytes.
+    SendDeflate { n: u64, size: usize },
+}
+
+impl Kind {
+    /// Whether the scenario needs permessage-deflate.
+    pub(crate) fn is_deflate(self) -> bool {
+        matches!(self, Self::RecvDeflate { .. } | Self::SendDeflate { .. })
+    }
 }
 
 /// One row group of the matrix.
@@ -90,6 +105,22 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         multi: false,
     },
     Scenario {
+        name: "recv-1k-deflate",
+        kind: Kind::RecvDeflate {
+            n: 200_000,
+            size: 1024,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "send-1k-deflate",
+        kind: Kind::SendDeflate {
+            n: 200_000,
+            size: 1024,
+        },
+        multi: false,
+    },
+    Scenario {
         name: "echo-32",
         kind: Kind::Echo {
             n: 100_000,
@@ -147,6 +178,8 @@ impl Scenario {
             Kind::Send { n, size } => Kind::Send { n: s(n), size },
             Kind::Echo { n, size } => Kind::Echo { n: s(n), size },
             Kind::Idle { conns } => Kind::Idle { conns: s(conns) },
+            Kind::RecvDeflate { n, size } => Kind::RecvDeflate { n: s(n), size },
+            Kind::SendDeflate { n, size } => Kind::SendDeflate { n: s(n), size },
         };
         Self { kind, ..self }
     }
@@ -158,6 +191,66 @@ pub(crate) fn payload(size: usize) -> Vec<u8> {
     (0..size).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
+/// The payload of the deflate scenarios: `size` bytes of compressible ASCII text, JSON-like
+/// event records whose fields vary deterministically (an LCG with a fixed seed), cut at
+/// `size`. Every side builds the same bytes.
+pub(crate) fn json_payload(size: usize) -> Vec<u8> {
+    const EVENTS: [&str; 4] = ["click", "view", "scroll", "purchase"];
+    const PAGES: [&str; 5] = [
+        "/",
+        "/search",
+        "/cart",
+        "/product/item",
+        "/account/settings",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let mut out = String::with_capacity(size + 256);
+    let mut id = 1_000u64;
+    while out.len() < size {
+        id += 1 + next() % 7;
+        let r = next();
+        out.push_str(&format!(
+            "{{\"id\":{id},\"ts\":{},\"user\":\"user-{}\",\"event\":\"{}\",\"page\":\"{}\",\"ok\":{}}}\n",
+            1_764_000_000_000 + id * 37 + r % 1000,
+            r % 5000,
+            EVENTS[(r % 4) as usize],
+            PAGES[(r / 7 % 5) as usize],
+            r % 3 != 0,
+        ));
+    }
+    let mut bytes = out.into_bytes();
+    bytes.truncate(size);
+    bytes
+}
+
+/// `data` compressed as one permessage-deflate message (RFC 7692 §7.2.1): raw DEFLATE with
+/// an LZ77 window of `window_bits` (9 to 15), a sync flush, and the trailing `00 00 ff ff`
+/// removed. Self-contained (a fresh compressor), so the same bytes can be sent as every
+/// message when the server does not take its context over.
+pub(crate) fn deflate_message(data: &[u8], window_bits: u8) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut z = Compress::new_with_window_bits(Compression::default(), false, window_bits);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    loop {
+        let consumed = z.total_in() as usize;
+        z.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .expect("deflate");
+        if z.total_in() as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity());
+    }
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "sync flush tail");
+    out.truncate(out.len() - 4);
+    out
+}
+
 /// What a receiving client saw, to compare with what the server sent.
 #[derive(Debug, Default)]
 pub(crate) struct Received {
@@ -167,6 +260,9 @@ pub(crate) struct Received {
     pub(crate) checksum: u64,
     /// Messages of the wrong type (binary for text or the reverse).
     pub(crate) wrong_type: u64,
+    /// Messages whose bytes differ from the expected payload (checked by
+    /// [`add_exact`](Self::add_exact) only).
+    pub(crate) mismatched: u64,
     /// The Close frame's code and reason.
     pub(crate) close: Option<(u16, String)>,
 }
@@ -185,23 +281,55 @@ impl Received {
         }
     }
 
-    /// Compares with what the server sent: `n` messages of `size` bytes, then Close 1000
-    /// "done".
+    /// Records one data message and compares all its bytes with `expected`.
+    #[inline]
+    pub(crate) fn add_exact(
+        &mut self,
+        is_text: bool,
+        expect_text: bool,
+        data: &[u8],
+        expected: &[u8],
+    ) {
+        if data != expected {
+            self.mismatched += 1;
+        }
+        self.add(is_text, expect_text, data);
+    }
+
+    /// Compares with what the server sent: `n` messages of `size` bytes of [`payload`],
+    /// then Close 1000 "done".
     pub(crate) fn verify(
         &self,
         n: u64,
         size: usize,
         expect_close: Option<(u16, &str)>,
     ) -> Result<(), String> {
-        let p = payload(size);
-        let per = p
-            .first()
-            .map_or(0, |f| u64::from(*f) + u64::from(p[size - 1]));
-        let expected = (n, n * size as u64, n * per, 0);
-        let got = (self.messages, self.bytes, self.checksum, self.wrong_type);
+        self.verify_payload(n, &payload(size), expect_close)
+    }
+
+    /// Compares with what the server sent: `n` messages equal to `p`, then `expect_close`.
+    pub(crate) fn verify_payload(
+        &self,
+        n: u64,
+        p: &[u8],
+        expect_close: Option<(u16, &str)>,
+    ) -> Result<(), String> {
+        let per = match (p.first(), p.last()) {
+            (Some(f), Some(l)) => u64::from(*f) + u64::from(*l),
+            _ => 0,
+        };
+        let expected = (n, n * p.len() as u64, n * per, 0, 0);
+        let got = (
+            self.messages,
+            self.bytes,
+            self.checksum,
+            self.wrong_type,
+            self.mismatched,
+        );
         if got != expected {
             return Err(format!(
-                "received (messages, bytes, checksum, wrong type) = {got:?}, expected {expected:?}"
+                "received (messages, bytes, checksum, wrong type, mismatched) = {got:?}, \
+                 expected {expected:?}"
             ));
         }
         if let Some((code, reason)) = expect_close {
@@ -229,6 +357,42 @@ pub(crate) fn verify_count(
     }
 }
 
+/// Checks the server's count reply after a deflate send scenario,
+/// "count=N bytes=B compressed=C": `n` messages, each with RSV1 on its first frame, whose
+/// wire payload bytes are fewer than the `n * size` raw bytes. Returns `B`.
+pub(crate) fn verify_deflate_count(
+    close: Option<(u16, String)>,
+    n: u64,
+    size: usize,
+) -> Result<u64, String> {
+    let field = |reason: &str, name: &str| -> Option<u64> {
+        reason
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    if let Some((1000, reason)) = &close
+        && let (Some(count), Some(bytes), Some(compressed)) = (
+            field(reason, "count"),
+            field(reason, "bytes"),
+            field(reason, "compressed"),
+        )
+    {
+        if count == n && compressed == n && bytes > 0 && bytes < n * size as u64 {
+            return Ok(bytes);
+        }
+        return Err(format!(
+            "server counted {count} messages ({compressed} with RSV1) in {bytes} wire bytes, \
+             expected {n} compressed messages in fewer than {} bytes",
+            n * size as u64
+        ));
+    }
+    Err(format!(
+        "server counted {close:?}, expected 1000 \"count={n} bytes=.. compressed={n}\""
+    ))
+}
+
 /// The figures of one run.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Outcome {
@@ -245,6 +409,8 @@ pub(crate) struct Outcome {
     pub(crate) rss_kib: f64,
     /// Heap per connection in KiB; negative when not measured.
     pub(crate) heap_kib: f64,
+    /// Deflate scenarios: wire payload bytes / raw payload bytes (0 when not applicable).
+    pub(crate) wire_ratio: f64,
 }
 
 impl Outcome {
@@ -277,14 +443,16 @@ impl Outcome {
     /// The machine-readable line a single run prints.
     pub(crate) fn line(&self) -> String {
         format!(
-            "RESULT rate={} mbps={} p50_us={} p99_us={} cpu_ns={} rss_kib={} heap_kib={}",
+            "RESULT rate={} mbps={} p50_us={} p99_us={} cpu_ns={} rss_kib={} heap_kib={} \
+             wire_ratio={}",
             self.rate,
             self.mbps,
             self.p50_us,
             self.p99_us,
             self.cpu_ns,
             self.rss_kib,
-            self.heap_kib
+            self.heap_kib,
+            self.wire_ratio
         )
     }
 
@@ -303,6 +471,7 @@ impl Outcome {
                 "cpu_ns" => o.cpu_ns = v,
                 "rss_kib" => o.rss_kib = v,
                 "heap_kib" => o.heap_kib = v,
+                "wire_ratio" => o.wire_ratio = v,
                 _ => {}
             }
         }

@@ -9,6 +9,15 @@
 //! * `/echo`: unmasks each frame and echoes it unmasked; answers Ping with Pong and Close
 //!   with Close. Idle connections use this mode too.
 //!
+//! With `deflate=1` in the query (the deflate scenarios), and only then, the server accepts
+//! the client's permessage-deflate offer (RFC 7692), always adding
+//! `server_no_context_takeover` (§7.1.1.1 lets a server add it unasked) and echoing
+//! `client_no_context_takeover` and `server_max_window_bits` if offered. `/send` then
+//! compresses the message once ([`deflate_message`]) and sends that frame, RSV1 set, from the
+//! repeated buffer; without an acceptable offer it sends Close 1008 instead of any data.
+//! `/count` also counts the messages whose first frame has RSV1 and reports them as
+//! `compressed=C`; `bytes` is then the wire (compressed) payload.
+//!
 //! It runs on a current-thread runtime in its own process, so it uses at most one of the
 //! two cores and the client measured gets the other one.
 
@@ -19,8 +28,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::scenario::payload;
-use crate::wire::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use crate::scenario::{deflate_message, json_payload, payload};
+use crate::wire::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RSV1};
 
 /// Bytes of frames in the buffer the send mode writes repeatedly.
 const SEND_CHUNK: usize = 1 << 20;
@@ -69,52 +78,149 @@ async fn connection(mut tcp: TcpStream) -> io::Result<()> {
         .nth(1)
         .ok_or_else(|| io::Error::other("no request target"))?
         .to_owned();
-    let key = head
+    let key = wire::header_value(&head, "sec-websocket-key")
+        .ok_or_else(|| io::Error::other("no Sec-WebSocket-Key"))?;
+    let (route, query) = path.split_once('?').unwrap_or((&path, ""));
+    let param = |name: &str| -> usize {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let deflate_route = param("deflate") == 1;
+    // Every Sec-WebSocket-Extensions header, joined as one list (RFC 7230 §3.2.2).
+    let offers = head
         .lines()
-        .find_map(|line| {
+        .filter_map(|line| {
             let (name, value) = line.split_once(':')?;
             name.trim()
-                .eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_owned())
+                .eq_ignore_ascii_case("sec-websocket-extensions")
+                .then_some(value.trim())
         })
-        .ok_or_else(|| io::Error::other("no Sec-WebSocket-Key"))?;
+        .collect::<Vec<_>>()
+        .join(",");
+    let deflate = if deflate_route {
+        accept_deflate(&offers)
+    } else {
+        None
+    };
+    let extensions = deflate
+        .as_ref()
+        .map(|d| format!("Sec-WebSocket-Extensions: {}\r\n", d.response))
+        .unwrap_or_default();
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
+         Sec-WebSocket-Accept: {}\r\n{extensions}\r\n",
         wire::accept_key(&key)
     );
     tcp.write_all(response.as_bytes()).await?;
-    let (route, query) = path.split_once('?').unwrap_or((&path, ""));
     match route {
         "/send" => {
-            let param = |name: &str| -> usize {
-                query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
+            let (n, size) = (param("n"), param("size"));
+            let frame = match (deflate_route, &deflate) {
+                (false, _) => {
+                    let mut frame = Vec::new();
+                    let opcode = if param("text") == 1 {
+                        OP_TEXT
+                    } else {
+                        OP_BINARY
+                    };
+                    wire::put_frame(&mut frame, opcode, &payload(size), false);
+                    Some(frame)
+                }
+                (true, Some(d)) => {
+                    let mut frame = Vec::new();
+                    let compressed = deflate_message(&json_payload(size), d.window_bits);
+                    wire::put_frame_rsv(&mut frame, OP_TEXT, RSV1, &compressed, false);
+                    Some(frame)
+                }
+                (true, None) => None,
             };
-            send(&mut tcp, buf, param("n"), param("size"), param("text") == 1).await
+            send(&mut tcp, buf, n, frame).await
         }
-        "/count" => count(&mut tcp, buf).await,
+        "/count" => count(&mut tcp, buf, deflate_route).await,
         _ => echo(&mut tcp, buf).await,
     }
 }
 
+/// The permessage-deflate agreement of a deflate route.
+struct Deflate {
+    /// The `Sec-WebSocket-Extensions` value of the response.
+    response: String,
+    /// The LZ77 window the server compresses with.
+    window_bits: u8,
+}
+
+/// Accepts the first permessage-deflate offer in `offers` (a comma-separated
+/// `Sec-WebSocket-Extensions` list) whose parameters are valid (RFC 7692 §7.1): always with
+/// `server_no_context_takeover`, plus `client_no_context_takeover` if offered, and
+/// `server_max_window_bits=N` if the client asked for N (9 to 15; zlib cannot compress a
+/// raw stream with 8, so such an offer is declined). `client_max_window_bits` is left out of
+/// the answer: the client may then use any window, and this server never inflates.
+fn accept_deflate(offers: &str) -> Option<Deflate> {
+    'offers: for offer in offers.split(',') {
+        let mut parts = offer.split(';').map(str::trim);
+        if parts.next() != Some("permessage-deflate") {
+            continue;
+        }
+        let mut client_no_context_takeover = false;
+        let mut server_window = None;
+        let mut seen = Vec::new();
+        for param in parts.filter(|p| !p.is_empty()) {
+            let (name, value) = match param.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                None => (param, None),
+            };
+            if seen.contains(&name) {
+                continue 'offers;
+            }
+            seen.push(name);
+            match (name, value) {
+                ("server_no_context_takeover", None) => {}
+                ("client_no_context_takeover", None) => client_no_context_takeover = true,
+                ("server_max_window_bits", Some(v)) => match v.parse::<u8>() {
+                    Ok(bits @ 9..=15) => server_window = Some(bits),
+                    _ => continue 'offers,
+                },
+                ("client_max_window_bits", None) => {}
+                ("client_max_window_bits", Some(v)) => {
+                    if !matches!(v.parse::<u8>(), Ok(8..=15)) {
+                        continue 'offers;
+                    }
+                }
+                _ => continue 'offers,
+            }
+        }
+        let mut response = String::from("permessage-deflate; server_no_context_takeover");
+        if client_no_context_takeover {
+            response.push_str("; client_no_context_takeover");
+        }
+        if let Some(bits) = server_window {
+            response.push_str(&format!("; server_max_window_bits={bits}"));
+        }
+        return Some(Deflate {
+            response,
+            window_bits: server_window.unwrap_or(15),
+        });
+    }
+    None
+}
+
+/// Writes `n` copies of `frame` from one buffer, then Close 1000 "done"; without a frame
+/// (a deflate route whose offer was missing or declined), Close 1008 alone.
 async fn send(
     tcp: &mut TcpStream,
     mut buf: BytesMut,
     n: usize,
-    size: usize,
-    text: bool,
+    frame: Option<Vec<u8>>,
 ) -> io::Result<()> {
-    let mut frame = Vec::new();
-    wire::put_frame(
-        &mut frame,
-        if text { OP_TEXT } else { OP_BINARY },
-        &payload(size),
-        false,
-    );
+    let Some(frame) = frame else {
+        let mut close = Vec::new();
+        let body = wire::close_body(1008, "permessage-deflate not negotiated");
+        wire::put_frame(&mut close, OP_CLOSE, &body, false);
+        return tcp.write_all(&close).await;
+    };
     let per_chunk = (SEND_CHUNK / frame.len()).max(1);
     let chunk = frame.repeat(per_chunk);
     for _ in 0..n / per_chunk {
@@ -150,9 +256,11 @@ async fn send(
     result
 }
 
-async fn count(tcp: &mut TcpStream, mut buf: BytesMut) -> io::Result<()> {
+async fn count(tcp: &mut TcpStream, mut buf: BytesMut, deflate: bool) -> io::Result<()> {
     let mut messages = 0u64;
     let mut bytes = 0u64;
+    // Messages whose first frame has RSV1 (compressed, RFC 7692 §6).
+    let mut compressed = 0u64;
     // Payload bytes of the current data frame still to skip.
     let mut skip = 0u64;
     buf.reserve(256 * 1024);
@@ -186,7 +294,10 @@ async fn count(tcp: &mut TcpStream, mut buf: BytesMut) -> io::Result<()> {
                         tcp.write_all(&out).await?;
                         continue;
                     }
-                    let reason = format!("count={messages} bytes={bytes}");
+                    let mut reason = format!("count={messages} bytes={bytes}");
+                    if deflate {
+                        reason.push_str(&format!(" compressed={compressed}"));
+                    }
                     wire::put_frame(&mut out, OP_CLOSE, &wire::close_body(1000, &reason), false);
                     tcp.write_all(&out).await?;
                     return Ok(());
@@ -194,6 +305,9 @@ async fn count(tcp: &mut TcpStream, mut buf: BytesMut) -> io::Result<()> {
                 _ => {
                     if h.fin && h.opcode != OP_PONG {
                         messages += 1;
+                    }
+                    if h.rsv1 && (h.opcode == OP_TEXT || h.opcode == OP_BINARY) {
+                        compressed += 1;
                     }
                     if h.opcode != OP_PONG {
                         bytes += h.len;

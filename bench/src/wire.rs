@@ -30,9 +30,17 @@ pub(crate) fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
+/// RSV1 in a frame's first byte: the message is compressed (RFC 7692 §6).
+pub(crate) const RSV1: u8 = 0x40;
+
 /// Appends a FIN frame header (masked with [`MASK`] if `masked`) to `out`.
 pub(crate) fn put_header(out: &mut Vec<u8>, opcode: u8, len: usize, masked: bool) {
-    out.push(0x80 | opcode);
+    put_header_rsv(out, opcode, 0, len, masked);
+}
+
+/// [`put_header`] with the reserved bits `rsv` (e.g. [`RSV1`]) set in the first byte.
+pub(crate) fn put_header_rsv(out: &mut Vec<u8>, opcode: u8, rsv: u8, len: usize, masked: bool) {
+    out.push(0x80 | rsv | opcode);
     let m = if masked { 0x80 } else { 0 };
     if len < 126 {
         out.push(m | len as u8);
@@ -50,7 +58,13 @@ pub(crate) fn put_header(out: &mut Vec<u8>, opcode: u8, len: usize, masked: bool
 
 /// Appends a whole FIN frame to `out`, masking the payload with [`MASK`] if `masked`.
 pub(crate) fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], masked: bool) {
-    put_header(out, opcode, payload.len(), masked);
+    put_frame_rsv(out, opcode, 0, payload, masked);
+}
+
+/// [`put_frame`] with the reserved bits `rsv` set: with [`RSV1`], a compressed message whose
+/// `payload` is already DEFLATE data.
+pub(crate) fn put_frame_rsv(out: &mut Vec<u8>, opcode: u8, rsv: u8, payload: &[u8], masked: bool) {
+    put_header_rsv(out, opcode, rsv, payload.len(), masked);
     let start = out.len();
     out.extend_from_slice(payload);
     if masked {
@@ -75,6 +89,8 @@ pub(crate) fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Header {
     pub(crate) fin: bool,
+    /// RSV1: a compressed message's first frame (RFC 7692 §6).
+    pub(crate) rsv1: bool,
     pub(crate) opcode: u8,
     pub(crate) mask: Option<[u8; 4]>,
     pub(crate) len: u64,
@@ -105,6 +121,7 @@ pub(crate) fn parse_header(buf: &[u8]) -> Option<Header> {
     };
     Some(Header {
         fin: buf[0] & 0x80 != 0,
+        rsv1: buf[0] & RSV1 != 0,
         opcode: buf[0] & 0x0f,
         mask,
         len,
@@ -134,10 +151,23 @@ pub(crate) fn parse_close(body: &[u8]) -> (u16, String) {
 /// request for `path`, then consumes exactly the response head (peeking for its end), so
 /// the frames that follow stay in the socket for the WebSocket implementation to read.
 pub(crate) async fn client_handshake(tcp: &mut TcpStream, path: &str) -> io::Result<()> {
+    client_handshake_ext(tcp, path, None).await.map(drop)
+}
+
+/// [`client_handshake`] offering `extensions` in `Sec-WebSocket-Extensions`; returns the
+/// server's `Sec-WebSocket-Extensions` answer (`""` if none).
+pub(crate) async fn client_handshake_ext(
+    tcp: &mut TcpStream,
+    path: &str,
+    extensions: Option<&str>,
+) -> io::Result<String> {
     let host = tcp.peer_addr()?;
+    let offer = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     tcp.write_all(request.as_bytes()).await?;
     let mut peek = vec![0u8; 1024];
@@ -161,7 +191,17 @@ pub(crate) async fn client_handshake(tcp: &mut TcpStream, path: &str) -> io::Res
     if !head.starts_with("HTTP/1.1 101") || !head.contains(&expected) {
         return Err(io::Error::other(format!("bad handshake response: {head}")));
     }
-    Ok(())
+    Ok(header_value(&head, "sec-websocket-extensions").unwrap_or_default())
+}
+
+/// The value of the first header `name` (lowercase) in an HTTP head, trimmed.
+pub(crate) fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (n, value) = line.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
 }
 
 /// Position of `needle` in `hay`.

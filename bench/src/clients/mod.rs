@@ -1,10 +1,12 @@
-//! The measured clients, one module each, all with the same four entry points.
+//! The measured clients, one module each. Every client but yawc has the same four entry
+//! points (receive, send, echo, idle); wsstream, yawc and raw also have the two deflate
+//! ones. [`Client::supports`] tells which scenarios a client runs.
 
 use std::any::Any;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::scenario::{Kind, Outcome};
+use crate::scenario::{Kind, Outcome, deflate_message, json_payload};
 use crate::{BoxError, HeapProbe};
 
 mod fastws;
@@ -12,6 +14,7 @@ mod raw;
 mod tokiows;
 mod tungstenite;
 mod wsstream;
+mod yawcws;
 
 /// A client under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +23,7 @@ pub(crate) enum Client {
     TokioTungstenite,
     Fastwebsockets,
     TokioWebsockets,
+    Yawc,
     Raw,
 }
 
@@ -29,6 +33,7 @@ pub(crate) const CLIENTS: &[Client] = &[
     Client::TokioTungstenite,
     Client::Fastwebsockets,
     Client::TokioWebsockets,
+    Client::Yawc,
     Client::Raw,
 ];
 
@@ -40,6 +45,7 @@ impl Client {
             Self::TokioTungstenite => "tokio-tungstenite",
             Self::Fastwebsockets => "fastwebsockets",
             Self::TokioWebsockets => "tokio-websockets",
+            Self::Yawc => "yawc",
             Self::Raw => "raw",
         }
     }
@@ -54,6 +60,19 @@ impl Client {
         !matches!(self, Self::Wsstream | Self::Raw)
     }
 
+    /// Whether this client runs `kind`: tokio-tungstenite, fastwebsockets and
+    /// tokio-websockets have no permessage-deflate, and yawc is measured only in the
+    /// deflate scenarios.
+    pub(crate) fn supports(self, kind: Kind) -> bool {
+        match self {
+            Self::Wsstream | Self::Raw => true,
+            Self::Yawc => kind.is_deflate(),
+            Self::TokioTungstenite | Self::Fastwebsockets | Self::TokioWebsockets => {
+                !kind.is_deflate()
+            }
+        }
+    }
+
     /// Runs `kind` against the server at `addr` and checks the result.
     pub(crate) async fn run(
         self,
@@ -61,6 +80,11 @@ impl Client {
         kind: Kind,
         heap: Option<HeapProbe>,
     ) -> Result<Outcome, BoxError> {
+        let unsupported =
+            || -> BoxError { format!("{} does not run this scenario", self.name()).into() };
+        if !self.supports(kind) {
+            return Err(unsupported());
+        }
         match kind {
             Kind::Recv { n, size, text } => {
                 let path = format!("/send?n={n}&size={size}&text={}", u8::from(text));
@@ -70,6 +94,7 @@ impl Client {
                     Self::Fastwebsockets => fastws::recv(addr, &path, text).await?,
                     Self::TokioWebsockets => tokiows::recv(addr, &path, text).await?,
                     Self::Raw => raw::recv(addr, &path, n, size, text).await?,
+                    Self::Yawc => return Err(unsupported()),
                 };
                 received.verify(n, size, Some((1000, "done")))?;
                 Ok(Outcome::throughput(n, size, span))
@@ -81,6 +106,7 @@ impl Client {
                     Self::Fastwebsockets => fastws::send(addr, n, size).await?,
                     Self::TokioWebsockets => tokiows::send(addr, n, size).await?,
                     Self::Raw => raw::send(addr, n, size).await?,
+                    Self::Yawc => return Err(unsupported()),
                 };
                 crate::scenario::verify_count(close, n, size)?;
                 Ok(Outcome::throughput(n, size, span))
@@ -92,6 +118,7 @@ impl Client {
                     Self::Fastwebsockets => fastws::echo(addr, n, size).await?,
                     Self::TokioWebsockets => tokiows::echo(addr, n, size).await?,
                     Self::Raw => raw::echo(addr, n, size).await?,
+                    Self::Yawc => return Err(unsupported()),
                 };
                 if rtts.len() as u64 != n {
                     return Err(format!("{} round trips, expected {n}", rtts.len()).into());
@@ -104,7 +131,40 @@ impl Client {
                 Self::Fastwebsockets => idle(conns, heap, || fastws::idle(addr)).await,
                 Self::TokioWebsockets => idle(conns, heap, || tokiows::idle(addr)).await,
                 Self::Raw => idle(conns, heap, || raw::idle(addr)).await,
+                Self::Yawc => Err(unsupported()),
             },
+            Kind::RecvDeflate { n, size } => {
+                let path = format!("/send?n={n}&size={size}&text=1&deflate=1");
+                let data = json_payload(size);
+                let (received, span) = match self {
+                    Self::Wsstream => wsstream::recv_deflate(addr, &path, &data).await?,
+                    Self::Yawc => yawcws::recv_deflate(addr, &path, &data).await?,
+                    Self::Raw => raw::recv_deflate(addr, &path, n, &data).await?,
+                    _ => return Err(unsupported()),
+                };
+                received.verify_payload(n, &data, Some((1000, "done")))?;
+                Ok(Outcome {
+                    // The server sends `data` compressed once with a 15-bit window (no
+                    // client here asks for a smaller one).
+                    wire_ratio: deflate_message(&data, 15).len() as f64 / size as f64,
+                    ..Outcome::throughput(n, size, span)
+                })
+            }
+            Kind::SendDeflate { n, size } => {
+                let path = "/count?deflate=1";
+                let data = json_payload(size);
+                let (close, span) = match self {
+                    Self::Wsstream => wsstream::send_deflate(addr, path, n, &data).await?,
+                    Self::Yawc => yawcws::send_deflate(addr, path, n, &data).await?,
+                    Self::Raw => raw::send_deflate(addr, path, n, &data).await?,
+                    _ => return Err(unsupported()),
+                };
+                let wire = crate::scenario::verify_deflate_count(close, n, size)?;
+                Ok(Outcome {
+                    wire_ratio: wire as f64 / (n * size as u64) as f64,
+                    ..Outcome::throughput(n, size, span)
+                })
+            }
         }
     }
 }

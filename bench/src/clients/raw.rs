@@ -2,6 +2,10 @@
 //! Receive reads into one 1 MiB buffer until the expected byte count has arrived and checks
 //! that the stream ends with the server's Close frame; send writes frames masked in advance
 //! from one buffer; echo writes one pre-masked frame and reads the reply's exact size.
+//!
+//! Deflate: the raw client offers `permessage-deflate; client_no_context_takeover` and
+//! moves the compressed bytes without inflating (receive) or compressing (send: one message
+//! compressed once, its frame masked once and repeated), the physical limit again.
 
 use std::time::Instant;
 
@@ -10,8 +14,8 @@ use tokio::net::TcpStream;
 
 use crate::BoxError;
 use crate::clients::{Held, park};
-use crate::scenario::{Clock, Received, Span, payload};
-use crate::wire::{self, OP_BINARY, OP_CLOSE, OP_TEXT};
+use crate::scenario::{Clock, Received, Span, deflate_message, payload};
+use crate::wire::{self, OP_BINARY, OP_CLOSE, OP_TEXT, RSV1};
 
 /// Bytes of pre-masked frames the send scenario writes per call.
 const CHUNK: usize = 256 * 1024;
@@ -20,6 +24,21 @@ async fn connect(addr: &str, path: &str) -> Result<TcpStream, BoxError> {
     let mut tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     wire::client_handshake(&mut tcp, path).await?;
+    Ok(tcp)
+}
+
+/// What the raw client offers in the deflate scenarios: every message it sends is compressed
+/// on its own.
+const DEFLATE_OFFER: &str = "permessage-deflate; client_no_context_takeover";
+
+/// Connects offering [`DEFLATE_OFFER`]; fails unless the server accepted it.
+async fn connect_deflate(addr: &str, path: &str) -> Result<TcpStream, BoxError> {
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let agreed = wire::client_handshake_ext(&mut tcp, path, Some(DEFLATE_OFFER)).await?;
+    if !agreed.starts_with("permessage-deflate") {
+        return Err(format!("permessage-deflate not negotiated ({agreed:?})").into());
+    }
     Ok(tcp)
 }
 
@@ -37,14 +56,44 @@ pub(crate) async fn recv(
     size: usize,
     text: bool,
 ) -> Result<(Received, Span), BoxError> {
-    let mut tcp = connect(addr, path).await?;
+    let tcp = connect(addr, path).await?;
+    let data = payload(size);
     let mut frame = Vec::new();
-    wire::put_frame(
+    let opcode = if text { OP_TEXT } else { OP_BINARY };
+    wire::put_frame(&mut frame, opcode, &data, false);
+    read_frames(tcp, &frame, n, text, &data).await
+}
+
+/// Reads the server's compressed frames as bytes until the expected total (the frame the
+/// server builds: `expected` compressed with a 15-bit window, RSV1 set), then answers its
+/// Close. Nothing is inflated: this is the limit of moving the compressed bytes.
+pub(crate) async fn recv_deflate(
+    addr: &str,
+    path: &str,
+    n: u64,
+    expected: &[u8],
+) -> Result<(Received, Span), BoxError> {
+    let tcp = connect_deflate(addr, path).await?;
+    let mut frame = Vec::new();
+    wire::put_frame_rsv(
         &mut frame,
-        if text { OP_TEXT } else { OP_BINARY },
-        &payload(size),
+        OP_TEXT,
+        RSV1,
+        &deflate_message(expected, 15),
         false,
     );
+    read_frames(tcp, &frame, n, true, expected).await
+}
+
+/// Reads `n` copies of `frame` and the server's Close 1000 "done" as bytes, checks the
+/// count and the Close, answers it, and credits `n` messages of `data`.
+async fn read_frames(
+    mut tcp: TcpStream,
+    frame: &[u8],
+    n: u64,
+    text: bool,
+    data: &[u8],
+) -> Result<(Received, Span), BoxError> {
     let mut close = Vec::new();
     wire::put_frame(&mut close, OP_CLOSE, &wire::close_body(1000, "done"), false);
     let total = n * frame.len() as u64 + close.len() as u64;
@@ -74,9 +123,8 @@ pub(crate) async fn recv(
     // Receiving the exact byte count ending in the Close is the raw client's check: credit
     // it with the messages the server sent.
     let mut received = Received::default();
-    let data = payload(size);
     for _ in 0..n {
-        received.add(text, text, &data);
+        received.add_exact(text, text, data, data);
     }
     received.close = Some((1000, "done".into()));
     Ok((received, elapsed))
@@ -88,9 +136,34 @@ pub(crate) async fn send(
     n: u64,
     size: usize,
 ) -> Result<(Option<(u16, String)>, Span), BoxError> {
-    let mut tcp = connect(addr, "/count").await?;
+    let tcp = connect(addr, "/count").await?;
     let mut frame = Vec::new();
     wire::put_frame(&mut frame, OP_BINARY, &payload(size), true);
+    write_frames(tcp, &frame, n).await
+}
+
+/// Writes `n` text frames of `data` compressed once (each message on its own, as offered
+/// with `client_no_context_takeover`), RSV1 set, masked in advance, from one buffer; then
+/// Close; returns the count.
+pub(crate) async fn send_deflate(
+    addr: &str,
+    path: &str,
+    n: u64,
+    data: &[u8],
+) -> Result<(Option<(u16, String)>, Span), BoxError> {
+    let tcp = connect_deflate(addr, path).await?;
+    let mut frame = Vec::new();
+    wire::put_frame_rsv(&mut frame, OP_TEXT, RSV1, &deflate_message(data, 15), true);
+    write_frames(tcp, &frame, n).await
+}
+
+/// Writes `n` copies of the masked `frame` in chunks of [`CHUNK`] bytes, then Close; returns
+/// the server's count reply.
+async fn write_frames(
+    mut tcp: TcpStream,
+    frame: &[u8],
+    n: u64,
+) -> Result<(Option<(u16, String)>, Span), BoxError> {
     let per_chunk = (CHUNK / frame.len()).max(1);
     let chunk = frame.repeat(per_chunk);
     let start = Clock::start();

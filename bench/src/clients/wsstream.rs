@@ -1,20 +1,22 @@
 //! wsstream through its public WebSocketStream API only: `reader.read()`, `writer.write()`
-//! and the writer's `Sink` (`feed` batches into the send buffer), default options.
+//! and the writer's `Sink` (`feed` batches into the send buffer), default options. The
+//! deflate scenarios use the same defaults (permessage-deflate is on by default: level 1,
+//! 1 KiB threshold) and fail unless `extensions` reports permessage-deflate.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use wsstream::{Message, WebSocketCloseInfo, WebSocketStream, WebSocketStreamOptions};
+use wsstream::{
+    Message, Utf8Bytes, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream,
+    WebSocketStreamOptions,
+};
 
 use crate::BoxError;
 use crate::clients::{Held, park};
 use crate::scenario::{Clock, Received, Span, payload};
 
-async fn open(
-    addr: &str,
-    path: &str,
-) -> Result<(WebSocketStream, wsstream::WebSocketOpenInfo), BoxError> {
+async fn open(addr: &str, path: &str) -> Result<(WebSocketStream, WebSocketOpenInfo), BoxError> {
     let wss = WebSocketStream::new(
         &format!("ws://{addr}{path}"),
         WebSocketStreamOptions::default(),
@@ -36,6 +38,65 @@ pub(crate) async fn recv(addr: &str, path: &str, text: bool) -> Result<(Received
     let closed = wss.closed().await?;
     received.close = Some((closed.close_code.unwrap_or(0), closed.reason));
     Ok((received, elapsed))
+}
+
+/// Fails unless the handshake agreed on permessage-deflate.
+fn require_deflate(info: &WebSocketOpenInfo) -> Result<(), BoxError> {
+    if info.extensions.starts_with("permessage-deflate") {
+        Ok(())
+    } else {
+        Err(format!(
+            "permessage-deflate not negotiated (extensions {:?})",
+            info.extensions
+        )
+        .into())
+    }
+}
+
+/// Reads (and so inflates) every compressed message the server sends, until its Close,
+/// comparing each with `expected`.
+pub(crate) async fn recv_deflate(
+    addr: &str,
+    path: &str,
+    expected: &[u8],
+) -> Result<(Received, Span), BoxError> {
+    let (wss, info) = open(addr, path).await?;
+    require_deflate(&info)?;
+    let mut reader = info.readable.get_reader()?;
+    let mut received = Received::default();
+    let start = Clock::start();
+    while let Some(message) = reader.read().await? {
+        received.add_exact(message.is_text(), true, message.as_bytes(), expected);
+    }
+    let elapsed = start.stop();
+    let closed = wss.closed().await?;
+    received.close = Some((closed.close_code.unwrap_or(0), closed.reason));
+    Ok((received, elapsed))
+}
+
+/// Sends `n` text messages of `data` through the `Sink` (each compressed by wsstream),
+/// then closes; returns the server's count.
+pub(crate) async fn send_deflate(
+    addr: &str,
+    path: &str,
+    n: u64,
+    data: &[u8],
+) -> Result<(Option<(u16, String)>, Span), BoxError> {
+    let (wss, info) = open(addr, path).await?;
+    require_deflate(&info)?;
+    let mut writer = info.writable.get_writer()?;
+    let text = Utf8Bytes::try_from(Bytes::copy_from_slice(data))?;
+    let start = Clock::start();
+    for _ in 0..n {
+        writer.feed(Message::Text(text.clone())).await?;
+    }
+    writer.close().await?;
+    let elapsed = start.stop();
+    let closed = wss.closed().await?;
+    Ok((
+        Some((closed.close_code.unwrap_or(0), closed.reason)),
+        elapsed,
+    ))
 }
 
 /// Sends `n` binary messages through the `Sink`, then closes; returns the server's count.

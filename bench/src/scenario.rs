@@ -18,9 +18,9 @@ pub(crate) enum Kind {
     /// [`json_payload`] (one frame compressed once, sent `n` times); the client inflates
     /// and checks every one.
     RecvDeflate { n: u64, size: usize },
-    /// permessage-deflate: the client sends `n` text messages of `size` bytes of
-    /// [`json_payload`] with compression on; the server counts them, checks RSV1 on each
-    /// and sums their wire payload bytes.
+    /// permessage-deflate: the client sends `n` text messages of `size` bytes, cycling
+    /// through [`json_messages`], with compression on; the server counts them, checks RSV1
+    /// on each and sums their wire payload bytes.
     SendDeflate { n: u64, size: usize },
 }
 
@@ -227,6 +227,21 @@ pub(crate) fn json_payload(size: usize) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.truncate(size);
     bytes
+}
+
+/// How many distinct messages the deflate send scenario cycles through: 256 KiB of text,
+/// eight times the largest LZ77 window, so a compressor that takes its context over finds
+/// the shared structure of the records but never the whole message again (sending one
+/// message over and over would measure back-references to the previous copy).
+pub(crate) const DEFLATE_SEND_DISTINCT: usize = 256;
+
+/// `count` different messages of `size` bytes: consecutive pieces of one
+/// [`json_payload`] stream (ASCII, so each piece is valid UTF-8).
+pub(crate) fn json_messages(size: usize, count: usize) -> Vec<Vec<u8>> {
+    json_payload(size * count)
+        .chunks(size)
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// `data` compressed as one permessage-deflate message (RFC 7692 §7.2.1): raw DEFLATE with

@@ -6,7 +6,9 @@ use std::any::Any;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::scenario::{Kind, Outcome, deflate_message, json_payload};
+use crate::scenario::{
+    DEFLATE_SEND_DISTINCT, Kind, Outcome, deflate_message, json_messages, json_payload,
+};
 use crate::{BoxError, HeapProbe};
 
 mod fastws;
@@ -152,11 +154,12 @@ impl Client {
             }
             Kind::SendDeflate { n, size } => {
                 let path = "/count?deflate=1";
-                let data = json_payload(size);
+                let messages = json_messages(size, DEFLATE_SEND_DISTINCT);
                 let (close, span) = match self {
-                    Self::Wsstream => wsstream::send_deflate(addr, path, n, &data).await?,
-                    Self::Yawc => yawcws::send_deflate(addr, path, n, &data).await?,
-                    Self::Raw => raw::send_deflate(addr, path, n, &data).await?,
+                    Self::Wsstream => wsstream::send_deflate(addr, path, n, &messages).await?,
+                    Self::Yawc => yawcws::send_deflate(addr, path, n, &messages).await?,
+                    // The physical limit: one message compressed once, its frame repeated.
+                    Self::Raw => raw::send_deflate(addr, path, n, &messages[0]).await?,
                     _ => return Err(unsupported()),
                 };
                 let wire = crate::scenario::verify_deflate_count(close, n, size)?;

@@ -74,20 +74,23 @@ pub(crate) async fn recv_deflate(
     Ok((received, elapsed))
 }
 
-/// Sends `n` text messages of `data` through the `Sink` (each compressed by wsstream),
-/// then closes; returns the server's count.
+/// Sends `n` text messages, cycling through `messages`, through the `Sink` (each
+/// compressed by wsstream), then closes; returns the server's count.
 pub(crate) async fn send_deflate(
     addr: &str,
     path: &str,
     n: u64,
-    data: &[u8],
+    messages: &[Vec<u8>],
 ) -> Result<(Option<(u16, String)>, Span), BoxError> {
     let (wss, info) = open(addr, path).await?;
     require_deflate(&info)?;
     let mut writer = info.writable.get_writer()?;
-    let text = Utf8Bytes::try_from(Bytes::copy_from_slice(data))?;
+    let texts = messages
+        .iter()
+        .map(|m| Utf8Bytes::try_from(Bytes::copy_from_slice(m)))
+        .collect::<Result<Vec<_>, _>>()?;
     let start = Clock::start();
-    for _ in 0..n {
+    for text in texts.iter().cycle().take(n as usize) {
         writer.feed(Message::Text(text.clone())).await?;
     }
     writer.close().await?;

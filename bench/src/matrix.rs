@@ -257,49 +257,38 @@ fn print_tables(
         }
     );
 
-    let throughput: Vec<usize> = (0..scenarios.len())
-        .filter(|&i| matches!(scenarios[i].kind, Kind::Recv { .. } | Kind::Send { .. }))
-        .collect();
-    if !throughput.is_empty() {
-        println!(
-            "| scenario | client | messages/s | MB/s | × raw | × best peer | CPU ns/msg | CPU × best peer |"
-        );
-        println!("|---|---|---:|---:|---:|---:|---:|---:|");
-        for &si in &throughput {
-            for (ci, c) in clients.iter().enumerate() {
-                let Some(o) = medians.get(&(si, ci)) else {
-                    continue;
-                };
-                println!(
-                    "| {} | {} | {} | {:.0} | {} | {} | {:.1} | {} |",
-                    label(&scenarios[si]),
-                    c.name(),
-                    human(o.rate),
-                    o.mbps,
-                    ratio(o.rate, raw_of(si, |o| o.rate)),
-                    ratio(o.rate, best_peer(si, |o| o.rate, true)),
-                    o.cpu_ns,
-                    ratio(o.cpu_ns, best_peer(si, |o| o.cpu_ns, false)),
-                );
-            }
+    // Throughput tables: plain scenarios, then the deflate ones with the wire ratio.
+    for (first_column, deflate) in [("scenario", false), ("permessage-deflate", true)] {
+        let rows: Vec<usize> = (0..scenarios.len())
+            .filter(|&i| match scenarios[i].kind {
+                Kind::Recv { .. } | Kind::Send { .. } => !deflate,
+                kind => deflate && kind.is_deflate(),
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
         }
-        println!();
-    }
-    let deflate: Vec<usize> = (0..scenarios.len())
-        .filter(|&i| scenarios[i].kind.is_deflate())
-        .collect();
-    if !deflate.is_empty() {
+        let (extra_head, extra_align) = if deflate {
+            (" wire / payload bytes |", "---:|")
+        } else {
+            ("", "")
+        };
         println!(
-            "| permessage-deflate | client | messages/s | MB/s | × raw | × best peer | CPU ns/msg | CPU × best peer | wire / payload bytes |"
+            "| {first_column} | client | messages/s | MB/s | × raw | × best peer | CPU ns/msg | CPU × best peer |{extra_head}"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-        for &si in &deflate {
+        println!("|---|---|---:|---:|---:|---:|---:|---:|{extra_align}");
+        for &si in &rows {
             for (ci, c) in clients.iter().enumerate() {
                 let Some(o) = medians.get(&(si, ci)) else {
                     continue;
                 };
+                let extra = if deflate {
+                    format!(" {:.3} |", o.wire_ratio)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "| {} | {} | {} | {:.0} | {} | {} | {:.1} | {} | {:.3} |",
+                    "| {} | {} | {} | {:.0} | {} | {} | {:.1} | {} |{extra}",
                     label(&scenarios[si]),
                     c.name(),
                     human(o.rate),
@@ -308,7 +297,6 @@ fn print_tables(
                     ratio(o.rate, best_peer(si, |o| o.rate, true)),
                     o.cpu_ns,
                     ratio(o.cpu_ns, best_peer(si, |o| o.cpu_ns, false)),
-                    o.wire_ratio,
                 );
             }
         }

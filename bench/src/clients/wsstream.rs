@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use wsstream::{
     Message, Utf8Bytes, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream,
-    WebSocketStreamOptions,
+    WebSocketStreamOptions, WebSocketWriter,
 };
 
 use crate::BoxError;
@@ -89,17 +89,13 @@ pub(crate) async fn send_deflate(
         .iter()
         .map(|m| Utf8Bytes::try_from(Bytes::copy_from_slice(m)))
         .collect::<Result<Vec<_>, _>>()?;
-    let start = Clock::start();
-    for text in texts.iter().cycle().take(n as usize) {
-        writer.feed(Message::Text(text.clone())).await?;
-    }
-    writer.close().await?;
-    let elapsed = start.stop();
-    let closed = wss.closed().await?;
-    Ok((
-        Some((closed.close_code.unwrap_or(0), closed.reason)),
-        elapsed,
-    ))
+    let messages = texts.iter().cycle().take(n as usize);
+    feed_then_close(
+        &wss,
+        &mut writer,
+        messages.map(|t| Message::Text(t.clone())),
+    )
+    .await
 }
 
 /// Sends `n` binary messages through the `Sink`, then closes; returns the server's count.
@@ -111,11 +107,22 @@ pub(crate) async fn send(
     let (wss, info) = open(addr, "/count").await?;
     let mut writer = info.writable.get_writer()?;
     let data = Bytes::from(payload(size));
+    let messages = (0..n).map(|_| Message::from(data.clone()));
+    feed_then_close(&wss, &mut writer, messages).await
+}
+
+/// The measured part of a send scenario: feeds every message through the `Sink`, then
+/// `close()` (which sends Close after the queued writes and waits for the closing
+/// handshake); returns the server's Close (its count) and the time taken.
+async fn feed_then_close(
+    wss: &WebSocketStream,
+    writer: &mut WebSocketWriter,
+    messages: impl Iterator<Item = Message>,
+) -> Result<(Option<(u16, String)>, Span), BoxError> {
     let start = Clock::start();
-    for _ in 0..n {
-        writer.feed(Message::from(data.clone())).await?;
+    for message in messages {
+        writer.feed(message).await?;
     }
-    // `close()` sends Close after the queued writes and waits for the closing handshake.
     writer.close().await?;
     let elapsed = start.stop();
     let closed = wss.closed().await?;

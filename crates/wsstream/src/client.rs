@@ -13,10 +13,10 @@ use wsstream_proto::ext::deflate::{
 use wsstream_proto::handshake::{ClientHandshake, ClientRequest, HandshakeError};
 use wsstream_proto::{Connection, Role};
 
+use crate::conn::{OpenState, Shared};
 use crate::driver::Driver;
 use crate::error::{AbortReason, ConnectionError, WebSocketError};
 use crate::options::WebSocketStreamOptions;
-use crate::shared::{OpenState, Phase, Shared};
 use crate::transport::{AsyncIo, Transport, tls};
 
 /// Why the opening handshake failed: the `source()` of the WebSocketErrors that `opened`
@@ -133,66 +133,54 @@ pub(crate) async fn run(
             None => std::future::pending().await,
         }
     };
-    let interrupted = async {
-        loop {
-            let notified = shared.interrupt.notified();
-            if shared.lock().interrupted {
-                return;
-            }
-            notified.await;
-        }
-    };
     let result = tokio::select! {
         result = connect(&url, &options, stream) => result,
         reason = aborted => return abort(&shared, reason),
-        () = interrupted => Err(ConnectError::Closed),
+        () = shared.interrupted() => Err(ConnectError::Closed),
     };
     // The decision to open is atomic with the checks of the signal and close() (G6).
     let established = {
-        let mut inner = shared.lock();
+        let mut core = shared.core();
         if let Some(reason) = signal.as_ref().and_then(crate::AbortSignal::reason) {
-            drop(inner);
+            drop(core);
             return abort(&shared, reason);
         }
         match result {
-            Ok(established) if !inner.interrupted => {
+            Ok(established) if !core.is_interrupted() => {
                 let conn = match Connection::new(
                     Role::Client,
                     options.proto_config(established.deflate.clone()),
                 ) {
                     Ok(conn) => conn,
                     Err(e) => {
-                        drop(inner);
+                        drop(core);
                         return fail(
                             &shared,
                             Arc::new(io::Error::new(io::ErrorKind::InvalidInput, e)),
                         );
                     }
                 };
-                inner.conn = Some(conn);
-                inner.phase = Phase::Open;
-                established
+                core.open(Role::Client, conn, established.io, established.leftover);
+                OpenState {
+                    protocol: established.protocol,
+                    extensions: established.extensions,
+                }
             }
             Ok(_) => {
-                drop(inner);
+                drop(core);
                 return fail(&shared, Arc::new(ConnectError::Closed));
             }
             Err(e) => {
-                drop(inner);
+                drop(core);
                 return fail(&shared, Arc::new(e));
             }
         }
     };
-    shared.opened.settle(Ok(OpenState {
-        protocol: established.protocol,
-        extensions: established.extensions,
-    }));
-    // The driver runs as its own task so the (larger) connecting future is freed.
+    shared.opened.settle(Ok(established));
+    // The connection task runs as its own task so the (larger) connecting future is
+    // freed.
     tokio::spawn(Driver::new(
         shared,
-        established.io,
-        established.leftover,
-        Role::Client,
         options.close_timeout,
         crate::keepalive::Keepalive::from_options(&options),
     ));
@@ -200,7 +188,7 @@ pub(crate) async fn run(
 
 /// B15: the signal fired before the connection was established.
 fn abort(shared: &Shared, reason: AbortReason) {
-    shared.lock().phase = Phase::Closed;
+    shared.core().set_closed_before_open();
     shared
         .opened
         .settle(Err(ConnectionError::Aborted(reason.clone())));
@@ -210,7 +198,7 @@ fn abort(shared: &Shared, reason: AbortReason) {
 /// B21: the connection closed before it was established: `opened` fails with a
 /// WebSocketError without code, `closed` with a different one with code 1006.
 fn fail(shared: &Shared, cause: AbortReason) {
-    shared.lock().phase = Phase::Closed;
+    shared.core().set_closed_before_open();
     let opened = WebSocketError::from_connection(
         "WebSocket closed before handshake complete",
         None,

@@ -38,6 +38,7 @@
 
 mod abort;
 mod client;
+mod conn;
 mod driver;
 mod error;
 mod keepalive;
@@ -46,7 +47,6 @@ mod promise;
 mod proxy;
 mod redirect;
 pub mod server;
-mod shared;
 mod stream;
 mod streams;
 mod transport;
@@ -68,8 +68,8 @@ pub use redirect::RedirectError;
 pub use rustls;
 pub use stream::{Closed, Opened, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream};
 pub use streams::{
-    FlushFuture, WebSocketReadable, WebSocketReader, WebSocketWritable, WebSocketWriter,
-    WriteFuture,
+    FlushFuture, ReadFuture, WebSocketReadable, WebSocketReader, WebSocketWritable,
+    WebSocketWriter, WriteFuture,
 };
 pub use transport::AsyncIo;
 pub use transport::tls::{Roots, TlsOptions};

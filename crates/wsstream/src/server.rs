@@ -46,9 +46,9 @@ use wsstream_proto::handshake::{HandshakeRequest, RequestError, parse_request, r
 use wsstream_proto::{Connection, Role};
 
 use crate::WebSocketStream;
+use crate::conn::{OpenState, Shared};
 use crate::driver::Driver;
 use crate::options::DEFAULT_CLOSE_TIMEOUT;
-use crate::shared::{OpenState, Phase, Shared};
 use crate::transport::{AsyncIo, Transport};
 
 pub use crate::transport::tls::TlsAcceptor;
@@ -335,21 +335,19 @@ impl<S: AsyncIo> UpgradeRequest<S> {
             .await?;
         let scheme = if self.secure { "wss" } else { "ws" };
         let url = format!("{scheme}://{}{}", self.request.host, self.request.resource);
-        let shared = Shared::new(url, Phase::Open, Some(conn));
+        let shared = Shared::connecting(url);
+        shared.core().open(
+            Role::Server,
+            conn,
+            Transport::from_io(self.io),
+            self.leftover,
+        );
         shared.opened.settle(Ok(OpenState {
             protocol: protocol.unwrap_or_default().to_owned(),
             extensions: extensions.unwrap_or_default(),
         }));
         let stream = WebSocketStream::from_shared(shared.clone());
-        let driver = Driver::new(
-            shared,
-            Transport::from_io(self.io),
-            self.leftover,
-            Role::Server,
-            options.close_timeout,
-            None,
-        );
-        tokio::spawn(driver);
+        tokio::spawn(Driver::new(shared, options.close_timeout, None));
         Ok(stream)
     }
 

@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::conn::{Handle, OpenState, Shared};
 use crate::error::{ConnectionError, DomException, validate_close_info};
 use crate::options::WebSocketStreamOptions;
 use crate::promise::Wait;
-use crate::shared::{Handle, OpenState, Phase, Shared};
 use crate::streams::{WebSocketReadable, WebSocketWritable};
 use crate::transport::AsyncIo;
 
@@ -90,12 +90,12 @@ impl WebSocketStream {
                 "WebSocketStream::new must be called within a tokio runtime",
             )
         })?;
-        let shared = Shared::new(url.to_string(), Phase::Connecting, None);
+        let shared = Shared::connecting(url.to_string());
         let stream = Self {
             handle: Handle::new(shared.clone()),
         };
         if let Some(reason) = options.signal.as_ref().and_then(crate::AbortSignal::reason) {
-            shared.lock().phase = Phase::Closed;
+            shared.core().set_closed_before_open();
             shared
                 .opened
                 .settle(Err(ConnectionError::Aborted(reason.clone())));
@@ -114,7 +114,7 @@ impl WebSocketStream {
 
     /// The URL, serialised after parsing (B14).
     pub fn url(&self) -> &str {
-        &self.handle.url
+        self.handle.url()
     }
 
     /// `opened`: resolves with the streams, protocol and extensions once the handshake
@@ -124,7 +124,7 @@ impl WebSocketStream {
             wait: Wait {
                 promise: self.handle.opened.clone(),
             },
-            shared: self.handle.shared.clone(),
+            shared: self.handle.shared().clone(),
         }
     }
 
@@ -135,25 +135,23 @@ impl WebSocketStream {
             wait: Wait {
                 promise: self.handle.closed.clone(),
             },
+            shared: self.handle.shared().clone(),
         }
     }
 
     /// `close(closeInfo)` (B44–B49): validates the code (1000 or 3000–4999, else
     /// `InvalidAccessError`) and then the reason (at most 123 bytes, else `SyntaxError`),
     /// then starts the closing handshake — or, during the opening handshake, fails the
-    /// connection (B23). The outcome is observed through [`closed`](Self::closed).
+    /// connection. The outcome is observed through [`closed`](Self::closed).
+    ///
+    /// Nothing written is lost: every write accepted before `close()` is sent first, its
+    /// future resolves, and the Close frame follows it (as Chromium does; a peer that
+    /// answers makes the close clean). Writes after `close()` fail with
+    /// `InvalidStateError`. The close timeout bounds the whole: sending what is queued
+    /// and the closing handshake.
     pub fn close(&self, info: WebSocketCloseInfo) -> Result<(), DomException> {
         let code = validate_close_info(&info)?;
-        let mut inner = self.handle.lock();
-        match inner.phase {
-            Phase::Connecting => {
-                inner.interrupted = true;
-                drop(inner);
-                self.handle.interrupt.notify_one();
-            }
-            Phase::Open => inner.start_close(code, &info.reason),
-            Phase::Closed => {}
-        }
+        self.handle.close(code, &info.reason);
         Ok(())
     }
 }
@@ -201,6 +199,7 @@ impl Future for Opened {
 /// The future of [`WebSocketStream::closed`]. Cloneable; every clone settles the same way.
 pub struct Closed {
     wait: Wait<Result<WebSocketCloseInfo, ConnectionError>>,
+    shared: Arc<Shared>,
 }
 
 impl Clone for Closed {
@@ -209,6 +208,7 @@ impl Clone for Closed {
             wait: Wait {
                 promise: self.wait.promise.clone(),
             },
+            shared: self.shared.clone(),
         }
     }
 }
@@ -222,6 +222,11 @@ impl std::fmt::Debug for Closed {
 impl Future for Closed {
     type Output = Result<WebSocketCloseInfo, ConnectionError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.get_mut().wait).poll(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.wait).poll(cx);
+        if poll.is_pending() {
+            this.shared.awaiting_closed();
+        }
+        poll
     }
 }

@@ -691,6 +691,28 @@ impl Connection {
         Some(out)
     }
 
+    /// The bytes to write to the transport next, in place (whole frames, in order; a
+    /// pending pong is framed before any further data frame), after framing more of a
+    /// message in progress. Report what was written with
+    /// [`advance_transmit`](Self::advance_transmit). An alternative to
+    /// [`take_transmit`](Self::take_transmit) for a runtime that writes straight from the
+    /// engine's buffer, so the buffer's allocation is reused.
+    pub fn transmit(&mut self) -> &[u8] {
+        self.pump();
+        &self.transmit
+    }
+
+    /// Marks the first `n` bytes of [`transmit`](Self::transmit) as written, then frames
+    /// more of a message in progress into the room that made.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is larger than what `transmit` returned.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.transmit.advance(n);
+        self.pump();
+    }
+
     fn flush_control(&mut self) {
         if self.transmit.len() < self.config.send_buffer + CONTROL_SLACK {
             if let Some(payload) = self.pending_pong.take() {

@@ -3,5 +3,5 @@
 mod readable;
 mod writable;
 
-pub use readable::{WebSocketReadable, WebSocketReader};
+pub use readable::{ReadFuture, WebSocketReadable, WebSocketReader};
 pub use writable::{FlushFuture, WebSocketWritable, WebSocketWriter, WriteFuture};

@@ -1,13 +1,14 @@
 //! The readable stream: one [`Message`] per chunk, with receive backpressure.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use wsstream_proto::{CloseCode, Message};
+use wsstream_proto::Message;
 
+use crate::conn::Handle;
 use crate::error::{CancelReason, StreamError, TypeError};
-use crate::shared::{Handle, Inner, ReadState};
 
 /// The `readable` of [`WebSocketOpenInfo`](crate::WebSocketOpenInfo). Cheap to clone;
 /// every clone is the same stream.
@@ -31,76 +32,55 @@ impl WebSocketReadable {
 
     /// Locks the stream to a reader (`getReader()`); fails if it is already locked.
     pub fn get_reader(&self) -> Result<WebSocketReader, TypeError> {
-        let mut inner = self.handle.lock();
-        if inner.readable_locked {
-            return Err(TypeError::new("the readable stream is locked to a reader"));
-        }
-        inner.readable_locked = true;
-        drop(inner);
+        self.handle.core().lock_reader()?;
         Ok(WebSocketReader {
             handle: self.handle.clone(),
             held: VecDeque::new(),
+            waiting: false,
             done: false,
         })
     }
 
     /// Whether a reader holds the lock.
     pub fn locked(&self) -> bool {
-        self.handle.lock().readable_locked
+        self.handle.core().reader_locked()
     }
 
-    /// Cancels the stream: discards queued messages and closes the connection using
-    /// `reason` (B30, B50). Fails if the stream is locked.
+    /// Cancels the stream (`readable.cancel(reason)`): discards the queued messages and
+    /// closes the connection using `reason` (only a [`WebSocketError`](crate::WebSocketError)'s
+    /// code and reason are used), after the writes already accepted. Resolves at once;
+    /// fails if the stream is locked.
     pub async fn cancel(&self, reason: CancelReason) -> Result<(), TypeError> {
-        let mut inner = self.handle.lock();
-        if inner.readable_locked {
+        let mut core = self.handle.core();
+        if core.reader_locked() {
             return Err(TypeError::new("cannot cancel a locked readable stream"));
         }
-        cancel(&mut inner, reason);
+        core.cancel_readable(&reason);
         Ok(())
     }
-}
-
-/// "Close using a reason" (B50–B52): only a WebSocketError's code and reason are used.
-pub(crate) fn close_using_reason(inner: &mut Inner, reason: &CancelReason) {
-    // The brand check of B50 is on the value: a WebSocketError passed as `Other` (e.g.
-    // one the API returned, as an `Arc<dyn Error>`) counts too.
-    let (code, text) = match reason {
-        CancelReason::WebSocketError(e) => (e.close_code(), e.reason().to_owned()),
-        CancelReason::Other(r) => match r.downcast_ref::<crate::WebSocketError>() {
-            Some(e) => (e.close_code(), e.reason().to_owned()),
-            None => (None, String::new()),
-        },
-        CancelReason::None => (None, String::new()),
-    };
-    // B51: a code the application may not send (e.g. 1006 from a connection-made error)
-    // falls back to no code and no reason.
-    let (code, text) = match code {
-        Some(c) if !CloseCode(c).is_allowed_for_application() => (None, String::new()),
-        other => (other, text),
-    };
-    inner.start_close(code, &text);
-}
-
-fn cancel(inner: &mut Inner, reason: CancelReason) {
-    inner.read_queue.clear();
-    inner.queued_bytes = 0;
-    if matches!(inner.read_state, ReadState::Open | ReadState::Closed) {
-        inner.read_state = ReadState::Cancelled;
-    }
-    close_using_reason(inner, &reason);
-    inner.wake_driver();
 }
 
 /// A reader locked to the readable stream (`getReader()`): [`read`](Self::read) one
 /// message at a time, or use it as a [`futures_core::Stream`].
 ///
-/// Reads are cancel-safe: dropping a `read()` future loses no message.
+/// The reader reads the socket itself, in the task that awaits it: when nothing is
+/// queued it decodes what is buffered and reads the socket right there, and a read that
+/// waits is woken by the socket directly. Messages already buffered are handed out in
+/// batches, without a lock per message.
+///
+/// Reads are cancel-safe: dropping a `read()` future loses no message, and the
+/// connection task takes over reading (so pings are answered and `closed` settles). A
+/// [`poll_read`](Self::poll_read) or `poll_next` that returned `Pending` keeps the socket's
+/// attention until it is polled again, the reader is dropped, or another operation of
+/// the stream (a write, `closed()`) finds it has not come back after a wake-up; drop the
+/// reader when you stop reading for good.
 pub struct WebSocketReader {
     handle: Handle,
-    /// Messages taken from the shared state in one batch, still part of the readable's
+    /// Messages taken from the connection in one batch, still part of the readable's
     /// queue (they go back to it if the lock is released).
     held: VecDeque<Message>,
+    /// The last poll returned `Pending`: the wake hub routes readiness to this reader.
+    waiting: bool,
     done: bool,
 }
 
@@ -112,78 +92,91 @@ impl std::fmt::Debug for WebSocketReader {
 
 impl WebSocketReader {
     /// The next message: `Ok(Some(message))`, `Ok(None)` once the stream is closed (after
-    /// every queued message), or the stream's error (the same value every time: B32).
-    pub async fn read(&mut self) -> Result<Option<Message>, StreamError> {
-        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    /// every queued message), or the stream's error (the same value every time).
+    pub fn read(&mut self) -> ReadFuture<'_> {
+        ReadFuture { reader: self }
     }
 
-    /// Poll form of [`read`](Self::read). Messages already buffered are decoded right
-    /// here, several under one lock, without waking the connection task.
+    /// Poll form of [`read`](Self::read).
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message>, StreamError>> {
         if let Some(message) = self.held.pop_front() {
-            return Poll::Ready(Ok(Some(message)));
-        }
-        let mut inner = self.handle.lock();
-        inner.reader_holds = false;
-        let message = match inner.pop_message() {
-            Some(message) => Some(message),
-            None if !inner.needs_input => inner.decode_next(),
-            None => None,
-        };
-        if let Some(message) = message {
-            inner.take_ready(&mut self.held);
-            if !inner.needs_input && !inner.reader_holds {
-                // More is buffered: pulling released the backpressure, so the driver
-                // processes the next frame (a Close or a ping behind this message is seen
-                // even if the application does not read again).
-                inner.wake_driver();
+            if self.held.is_empty() {
+                // The last of the batch: the queue is empty now, so the connection goes on
+                // (the next message, a Close or a ping behind it) even if the application
+                // does not read again.
+                self.handle.core().reader_emptied();
             }
             return Poll::Ready(Ok(Some(message)));
         }
-        match &inner.read_state {
-            ReadState::Open => {
-                if !inner
-                    .reader_waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    inner.reader_waker = Some(cx.waker().clone());
-                }
-                // Out of buffered messages: the driver reads the socket again.
-                inner.wake_driver();
+        if std::mem::take(&mut self.waiting) {
+            self.handle.reader_done();
+        }
+        let mut core = self.handle.core();
+        match core.poll_reader(&mut self.held) {
+            Poll::Pending => {
+                // Registered while the connection is locked: nothing queued in between is
+                // missed.
+                self.handle.reader_waits(cx.waker());
+                self.waiting = true;
                 Poll::Pending
             }
-            ReadState::Closed | ReadState::Cancelled => Poll::Ready(Ok(None)),
-            ReadState::Errored(e) => Poll::Ready(Err(e.clone())),
+            ready => ready,
         }
     }
 
-    /// Cancels the stream (`reader.cancel(reason)`, B30, B50).
-    pub async fn cancel(&mut self, reason: CancelReason) {
-        self.held.clear();
-        let mut inner = self.handle.lock();
-        inner.reader_holds = false;
-        cancel(&mut inner, reason);
+    /// Hands the socket's attention back to the connection task if a poll was waiting.
+    fn stop_waiting(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.handle.reader_gone();
+        }
     }
 
-    /// Releases the lock (`releaseLock()`); another reader can then be taken.
+    /// Cancels the stream (`reader.cancel(reason)`), as [`WebSocketReadable::cancel`].
+    pub async fn cancel(&mut self, reason: CancelReason) {
+        self.held.clear();
+        self.stop_waiting();
+        self.handle.core().cancel_readable(&reason);
+    }
+
+    /// Releases the lock (`releaseLock()`); another reader can then be taken and
+    /// continues exactly where this one stopped.
     pub fn release_lock(self) {}
 }
 
 impl Drop for WebSocketReader {
     fn drop(&mut self) {
-        let mut inner = self.handle.lock();
-        inner.readable_locked = false;
-        // Messages this reader took but did not hand out go back to the front of the
-        // queue, in order, for the next reader.
-        inner.reader_holds = false;
-        while let Some(message) = self.held.pop_back() {
-            inner.queued_bytes += message.len();
-            inner.read_queue.push_front(message);
-        }
+        self.stop_waiting();
+        self.handle.core().release_reader(&mut self.held);
+    }
+}
+
+/// The future of [`WebSocketReader::read`]. Dropping it loses nothing.
+#[must_use = "futures do nothing unless polled"]
+pub struct ReadFuture<'a> {
+    reader: &'a mut WebSocketReader,
+}
+
+impl std::fmt::Debug for ReadFuture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ReadFuture<'_> {
+    type Output = Result<Option<Message>, StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().reader.poll_read(cx)
+    }
+}
+
+impl Drop for ReadFuture<'_> {
+    fn drop(&mut self) {
+        // A read abandoned while waiting: the connection task reads in its place.
+        self.reader.stop_waiting();
     }
 }
 

@@ -7,10 +7,9 @@ use std::task::{Context, Poll};
 
 use wsstream_proto::Message;
 
+use crate::conn::{Handle, Shared, WriteState};
 use crate::error::{CancelReason, ConnectionError, StreamError, TypeError};
 use crate::promise::Wait;
-use crate::shared::{Handle, Inner, Phase, Shared};
-use crate::streams::readable::close_using_reason;
 
 /// The `writable` of [`WebSocketOpenInfo`](crate::WebSocketOpenInfo). Cheap to clone;
 /// every clone is the same stream.
@@ -34,12 +33,7 @@ impl WebSocketWritable {
 
     /// Locks the stream to a writer (`getWriter()`); fails if it is already locked.
     pub fn get_writer(&self) -> Result<WebSocketWriter, TypeError> {
-        let mut inner = self.handle.lock();
-        if inner.writable_locked {
-            return Err(TypeError::new("the writable stream is locked to a writer"));
-        }
-        inner.writable_locked = true;
-        drop(inner);
+        self.handle.core().lock_writer()?;
         Ok(WebSocketWriter {
             handle: self.handle.clone(),
             closing: None,
@@ -49,54 +43,41 @@ impl WebSocketWritable {
 
     /// Whether a writer holds the lock.
     pub fn locked(&self) -> bool {
-        self.handle.lock().writable_locked
+        self.handle.core().writer_locked()
     }
 
-    /// Aborts the stream: closes the connection using `reason` (B42, B50) and resolves at
-    /// once. Fails if the stream is locked.
+    /// Aborts the stream (`writable.abort(reason)`): see [`WebSocketWriter::abort`].
+    /// Fails if the stream is locked.
     pub async fn abort(&self, reason: CancelReason) -> Result<(), TypeError> {
-        let mut inner = self.handle.lock();
-        if inner.writable_locked {
+        let mut core = self.handle.core();
+        if core.writer_locked() {
             return Err(TypeError::new("cannot abort a locked writable stream"));
         }
-        abort(&mut inner, reason);
+        core.abort_writable(&reason);
         Ok(())
     }
 
     /// Closes the stream (`writable.close()`): see [`WebSocketWriter::close`].
     pub async fn close(&self) -> Result<(), StreamError> {
-        {
-            let inner = self.handle.lock();
-            if inner.writable_locked {
-                return Err(StreamError::invalid_state(
-                    "cannot close a locked writable stream",
-                ));
-            }
-        }
         let mut writer = self
             .get_writer()
-            .map_err(|_| StreamError::invalid_state("the writable stream is locked"))?;
+            .map_err(|_| StreamError::invalid_state("cannot close a locked writable stream"))?;
         writer.close().await
     }
 }
 
-fn abort(inner: &mut Inner, reason: CancelReason) {
-    let error = match &reason {
-        CancelReason::WebSocketError(e) => StreamError::WebSocket(Arc::new(e.clone())),
-        CancelReason::Other(r) => StreamError::Aborted(r.clone()),
-        CancelReason::None => StreamError::invalid_state("the writable stream was aborted"),
-    };
-    inner.error_writable(error);
-    close_using_reason(inner, &reason);
-    inner.wake_driver();
-}
-
 /// A writer locked to the writable stream (`getWriter()`). Also a
 /// [`futures_sink::Sink<Message>`], whose `poll_flush` means "written to the socket".
+///
+/// The writer writes the socket itself, in the task that calls it: [`write`](Self::write)
+/// frames the message into the connection's send buffer and writes the buffer right
+/// away; the `Sink` frames into the buffer and writes it when it is full, on
+/// `poll_flush` and on `poll_close` (so `feed` batches many messages into one socket
+/// write, and, as with every `Sink`, a fed message is sent for sure only once flushed).
 pub struct WebSocketWriter {
     handle: Handle,
     closing: Option<Wait<Result<crate::WebSocketCloseInfo, ConnectionError>>>,
-    /// The last `start_send` left room for another message. Only the connection task can
+    /// The last `start_send` left room for another message. Only the connection can
     /// change that in between, and only by making room or by erroring the stream (which
     /// the next `start_send` reports), so `poll_ready` can answer without the lock.
     room: bool,
@@ -112,56 +93,33 @@ impl std::fmt::Debug for WebSocketWriter {
 
 impl WebSocketWriter {
     /// Writes one message (`&str`/`String` → text, bytes → binary). The message is taken
-    /// now (B33); the returned future completes once it is in the connection's bounded
-    /// send buffer (B37) — dropping the future does not cancel the write. It fails with
-    /// the stream's error if the connection closes first (B39).
+    /// now and written to the socket as far as the socket takes it; the returned future
+    /// completes once the message is in the connection's bounded send buffer, and
+    /// dropping it does not cancel the write. It fails with the stream's error if the
+    /// stream is closing or closed (a close started by [`WebSocketStream::close`]
+    /// (crate::WebSocketStream::close) still sends every write accepted before it).
     pub fn write(&mut self, message: impl Into<Message>) -> WriteFuture {
         self.room = false;
-        let mut inner = self.handle.lock();
-        if inner.write_error.is_some() {
-            return WriteFuture {
-                shared: self.handle.shared.clone(),
-                seq: u64::MAX,
-            };
-        }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.write_queue.push_back(message.into());
-        inner.advance_writes();
+        let state = self.handle.core().write(message.into());
         WriteFuture {
-            shared: self.handle.shared.clone(),
-            seq,
+            shared: self.handle.shared().clone(),
+            state,
         }
     }
 
     /// `desiredSize`: 1 minus the writes not yet completed (count strategy, high-water
     /// mark 1); `None` once the stream is errored.
     pub fn desired_size(&self) -> Option<isize> {
-        let inner = self.handle.lock();
-        if inner.write_error.is_some() {
-            return None;
-        }
-        Some(1 - inner.pending_writes() as isize)
+        self.handle.core().desired_size()
     }
 
     /// `ready`: completes when `desired_size() > 0`, fails with the stream's error.
     pub async fn ready(&self) -> Result<(), StreamError> {
-        std::future::poll_fn(|cx| {
-            let mut inner = self.handle.lock();
-            if let Some(e) = &inner.write_error {
-                return Poll::Ready(Err(e.clone()));
-            }
-            if inner.pending_writes() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            inner.register_writer(cx.waker());
-            Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| self.handle.core().poll_writer_ready(cx.waker())).await
     }
 
-    /// `close()`: after the queued writes complete, sends a Close frame without body
-    /// (B40) and completes when the closing handshake is done (B41, G1); fails with the
+    /// `close()`: after the writes accepted so far are sent, sends a Close frame without
+    /// body and completes when the closing handshake is done; fails with the
     /// WebSocketError of an unclean close.
     pub async fn close(&mut self) -> Result<(), StreamError> {
         std::future::poll_fn(|cx| self.poll_close_inner(cx)).await
@@ -170,15 +128,9 @@ impl WebSocketWriter {
     fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         self.room = false;
         if self.closing.is_none() {
-            let mut inner = self.handle.lock();
-            if let Some(e) = &inner.write_error {
-                return Poll::Ready(Err(e.clone()));
+            if let Err(e) = self.handle.core().close_writable() {
+                return Poll::Ready(Err(e));
             }
-            if inner.phase == Phase::Open {
-                inner.close_after_writes = true;
-                inner.advance_writes();
-            }
-            drop(inner);
             self.closing = Some(Wait {
                 promise: self.handle.closed.clone(),
             });
@@ -194,46 +146,28 @@ impl WebSocketWriter {
             Poll::Ready(Err(ConnectionError::Aborted(r))) => {
                 Poll::Ready(Err(StreamError::Aborted(r)))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.handle.awaiting_closed();
+                Poll::Pending
+            }
         }
     }
 
-    /// `abort(reason)`: closes using `reason` (B42, B50) and resolves at once.
+    /// `abort(reason)`: the stream errors with `reason`; writes not yet handed to the
+    /// connection are rejected, the one being sent completes, then the connection closes
+    /// using `reason` (only a [`WebSocketError`](crate::WebSocketError)'s code and reason
+    /// are used). Resolves at once.
     pub async fn abort(&mut self, reason: CancelReason) {
         self.room = false;
-        let mut inner = self.handle.lock();
-        abort(&mut inner, reason);
+        self.handle.core().abort_writable(&reason);
     }
 
     /// Completes when every write so far has been written to the socket.
     pub fn flush(&mut self) -> FlushFuture<'_> {
-        FlushFuture { writer: self }
-    }
-
-    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
-        let mut inner = self.handle.lock();
-        if let Some(e) = &inner.write_error {
-            if inner.pending_writes() > 0 || inner.tx_written != inner.tx_taken {
-                return Poll::Ready(Err(e.clone()));
-            }
+        FlushFuture {
+            writer: self,
+            waiting: false,
         }
-        let idle = inner.pending_writes() == 0
-            && !inner
-                .conn
-                .as_ref()
-                .is_some_and(wsstream_proto::Connection::has_transmit)
-            && inner.tx_written == inner.tx_taken;
-        if idle || inner.phase == Phase::Closed {
-            return Poll::Ready(
-                inner
-                    .write_error
-                    .clone()
-                    .map_or(Ok(()), |e| if idle { Ok(()) } else { Err(e) }),
-            );
-        }
-        inner.register_writer(cx.waker());
-        inner.wake_driver();
-        Poll::Pending
     }
 
     /// Releases the lock (`releaseLock()`).
@@ -242,7 +176,7 @@ impl WebSocketWriter {
 
 impl Drop for WebSocketWriter {
     fn drop(&mut self) {
-        self.handle.lock().writable_locked = false;
+        self.handle.core().release_writer();
     }
 }
 
@@ -252,13 +186,13 @@ impl Drop for WebSocketWriter {
 pub struct WriteFuture {
     /// Not a counted handle: pending writes alone do not keep the connection open.
     shared: Arc<Shared>,
-    seq: u64,
+    state: WriteState,
 }
 
 impl std::fmt::Debug for WriteFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteFuture")
-            .field("seq", &self.seq)
+            .field("state", &self.state)
             .finish()
     }
 }
@@ -266,21 +200,40 @@ impl std::fmt::Debug for WriteFuture {
 impl Future for WriteFuture {
     type Output = Result<(), StreamError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.shared.lock();
-        if self.seq < inner.done_seq {
-            return Poll::Ready(Ok(()));
+        let this = self.get_mut();
+        let result = match &this.state {
+            WriteState::Done => Ok(()),
+            WriteState::Failed(e) => Err(e.clone()),
+            WriteState::Pending(seq) => {
+                let seq = *seq;
+                match this.shared.core().poll_write_done(seq, cx.waker()) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        this.state = match &result {
+            Ok(()) => WriteState::Done,
+            Err(e) => WriteState::Failed(e.clone()),
+        };
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for WriteFuture {
+    fn drop(&mut self) {
+        if matches!(self.state, WriteState::Pending(_)) {
+            // Whoever waited for the socket to drain is gone: the connection task sends
+            // the rest.
+            self.shared.writer_gone();
         }
-        if let Some(e) = &inner.write_error {
-            return Poll::Ready(Err(e.clone()));
-        }
-        inner.register_writer(cx.waker());
-        Poll::Pending
     }
 }
 
 /// The future of [`WebSocketWriter::flush`].
 pub struct FlushFuture<'a> {
     writer: &'a mut WebSocketWriter,
+    waiting: bool,
 }
 
 impl std::fmt::Debug for FlushFuture<'_> {
@@ -292,58 +245,47 @@ impl std::fmt::Debug for FlushFuture<'_> {
 impl Future for FlushFuture<'_> {
     type Output = Result<(), StreamError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().writer.poll_flush_inner(cx)
+        let this = self.get_mut();
+        let poll = this.writer.handle.core().poll_flushed(cx.waker());
+        this.waiting = poll.is_pending();
+        poll
+    }
+}
+
+impl Drop for FlushFuture<'_> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.writer.handle.writer_gone();
+        }
     }
 }
 
 impl futures_sink::Sink<Message> for WebSocketWriter {
     type Error = StreamError;
 
-    /// Ready while the connection's send buffer has room, so `feed` batches many small
-    /// messages into one socket write.
+    /// Ready while the connection's send buffer has room; when it is full, writes it to
+    /// the socket right here.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         if self.room {
             return Poll::Ready(Ok(()));
         }
-        let mut inner = self.handle.lock();
-        if let Some(e) = &inner.write_error {
-            return Poll::Ready(Err(e.clone()));
-        }
-        let room = inner.write_queue.is_empty()
-            && inner
-                .conn
-                .as_ref()
-                .is_some_and(wsstream_proto::Connection::wants_data);
-        if room {
-            return Poll::Ready(Ok(()));
-        }
-        inner.register_writer(cx.waker());
-        inner.wake_driver();
-        Poll::Pending
+        self.handle.core().poll_room(cx.waker())
     }
 
+    /// Takes the message and frames it into the send buffer (no socket write).
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), StreamError> {
         let this = self.get_mut();
         this.room = false;
-        let mut inner = this.handle.lock();
-        if let Some(e) = &inner.write_error {
-            return Err(e.clone());
-        }
-        inner.next_seq += 1;
-        inner.write_queue.push_back(item);
-        inner.advance_writes();
-        this.room = inner.write_queue.is_empty()
-            && inner
-                .conn
-                .as_ref()
-                .is_some_and(wsstream_proto::Connection::wants_data);
+        this.room = this.handle.core().feed(item)?;
         Ok(())
     }
 
+    /// Writes everything fed so far to the socket.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
-        self.get_mut().poll_flush_inner(cx)
+        self.handle.core().poll_flushed(cx.waker())
     }
 
+    /// Flushes, then closes as [`WebSocketWriter::close`].
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         self.get_mut().poll_close_inner(cx)
     }

@@ -23,14 +23,20 @@ use crate::keepalive::{Action, Keepalive};
 /// (RFC 6455 §7.1.1) before closing it itself; the handshake is complete, so the close
 /// stays clean. Capped by the close timeout.
 const TCP_CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How often the connection task looks at the application's turn: a turn that makes no
+/// move ends after one to two ticks.
+const TURN_TICK: Duration = Duration::from_millis(50);
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     close_timeout: Duration,
     /// The close timer: what it waits for, and until when.
     close_timer: Option<(TimerPhase, Instant)>,
-    /// Sleeps until the earliest of the close timer and the end of the application's
-    /// turn; allocated only while one of them runs.
+    /// The turn tick: the application's turn it saw, and when it looks again. A turn
+    /// still the same then has lasted a whole tick without a move: it ends.
+    turn_tick: Option<(u64, Instant)>,
+    /// Sleeps until the earliest of the close timer and the turn tick; allocated only
+    /// while one of them runs.
     sleep: Option<Pin<Box<Sleep>>>,
     keepalive: Option<Keepalive>,
 }
@@ -45,6 +51,7 @@ impl Driver {
             shared,
             close_timeout,
             close_timer: None,
+            turn_tick: None,
             sleep: None,
             keepalive,
         }
@@ -91,16 +98,28 @@ impl Driver {
             if self.close_timer.is_some_and(|(_, at)| now >= at) {
                 return core.close_timed_out();
             }
-            let turn = core.turn_deadline();
-            if turn.is_some_and(|at| now >= at) {
-                // The application made no move: the connection goes on without it.
-                core.end_turn();
-                if core.make_progress() {
-                    cx.waker().wake_by_ref();
+            match (core.turn(), self.turn_tick) {
+                (None, _) => self.turn_tick = None,
+                (Some(turn), Some((seen, at))) if now >= at => {
+                    if turn == seen {
+                        // The application made no move for a whole tick: the connection
+                        // goes on without it.
+                        core.end_turn();
+                        self.turn_tick = None;
+                        if core.make_progress() {
+                            cx.waker().wake_by_ref();
+                        }
+                        continue;
+                    }
+                    self.turn_tick = Some((turn, now + TURN_TICK));
                 }
-                continue;
+                (Some(turn), None) => self.turn_tick = Some((turn, now + TURN_TICK)),
+                (Some(_), Some(_)) => {}
             }
-            let next = match (self.close_timer.map(|(_, at)| at), turn) {
+            let next = match (
+                self.close_timer.map(|(_, at)| at),
+                self.turn_tick.map(|(_, at)| at),
+            ) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(at), None) | (None, Some(at)) => at,
                 (None, None) => {

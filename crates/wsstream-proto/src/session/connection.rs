@@ -615,6 +615,17 @@ impl Connection {
             OpCode::Binary
         };
         let mut payload = message.into_bytes();
+        if self.deflate.is_none()
+            && payload.len() <= self.config.frame_size
+            && self.transmit.len() < self.config.send_buffer
+            && self.pending_pong.is_none()
+        {
+            // The common case, a message that fits one frame with room in the buffer:
+            // framed right away (the same bytes `pump` would produce).
+            let key = self.next_key();
+            encode_frame(&mut self.transmit, true, 0, op, &payload, key);
+            return Ok(());
+        }
         let mut rsv = 0;
         if let Some(deflate) = self.deflate.as_mut() {
             // RFC 7692 §6: a compressed message carries RSV1 on its first frame only (pump

@@ -41,7 +41,7 @@ impl Core {
     /// unread messages is still seen). Control frames are handled on the way: the engine
     /// queues pongs and the Close reply, which the outbound steps then write.
     pub(super) fn decode(&mut self) -> bool {
-        if self.turn.is_some() {
+        if self.turn {
             return false;
         }
         let mut moved = false;
@@ -102,7 +102,7 @@ impl Core {
     /// Whether the socket may be read now: more input is needed, and the readable has
     /// room (or no more messages can come, and only the end of the connection is awaited).
     fn may_read(&self) -> bool {
-        self.turn.is_none()
+        !self.turn
             && self.input.needs_input
             && !self.input.eof
             && self.io.is_some()
@@ -196,7 +196,7 @@ impl Core {
     /// Whether the connection reads the socket now (the readable has room). While it
     /// does not, a Pong could not be seen, so the keepalive waits for none.
     pub(crate) fn is_reading(&self) -> bool {
-        self.turn.is_none() && self.queue_has_room()
+        !self.turn && self.queue_has_room()
     }
 
     // ----- The reader's side -----

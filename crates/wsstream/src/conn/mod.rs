@@ -48,8 +48,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::BytesMut;
 use tokio::sync::Notify;
 use wsstream_proto::{Connection, Message, Role};
@@ -358,15 +356,15 @@ pub(crate) struct Core {
     closing: Closing,
     /// The application's turn: it was just handed a message (or the connection just
     /// opened), and nothing behind it is decoded until its next move (a read, a write, a
-    /// close, awaiting `closed`) or this deadline, so a reply to that message goes out
-    /// before a Close or a violation that followed it takes effect.
-    turn: Option<Instant>,
-    /// The connection task runs a timer for `turn`.
+    /// close, awaiting `closed`) or until the connection task sees the turn last a whole
+    /// tick, so a reply to that message goes out before a Close or a violation that
+    /// followed it takes effect.
+    turn: bool,
+    /// Counts the turns, so the connection task can tell a turn that lasted from a new one.
+    turn_epoch: u64,
+    /// The connection task runs its turn tick.
     turn_timer_armed: bool,
 }
-
-/// How long the application's turn lasts at most when it makes no move.
-const TURN: Duration = Duration::from_millis(100);
 
 impl Core {
     fn new(hub: Arc<WakeHub>, closed: Arc<ClosedPromise>) -> Self {
@@ -409,7 +407,8 @@ impl Core {
             },
             output: Output::default(),
             closing: Closing::default(),
-            turn: None,
+            turn: false,
+            turn_epoch: 0,
             turn_timer_armed: false,
         }
     }
@@ -440,7 +439,8 @@ impl Core {
 
     /// Starts the application's turn (see `turn`).
     fn begin_turn(&mut self) {
-        self.turn = Some(Instant::now() + TURN);
+        self.turn = true;
+        self.turn_epoch = self.turn_epoch.wrapping_add(1);
         if !self.turn_timer_armed {
             self.hub.wake_driver();
         }
@@ -448,20 +448,20 @@ impl Core {
 
     /// The application made a move: input is decoded again.
     pub(crate) fn end_turn(&mut self) {
-        self.turn = None;
+        self.turn = false;
     }
 
-    /// When the application's turn ends if it makes no move (for the connection task's
-    /// timer). Marks the timer as armed.
-    pub(crate) fn turn_deadline(&mut self) -> Option<Instant> {
-        self.turn_timer_armed = self.turn.is_some();
-        self.turn
+    /// The current turn, if the application has one (for the connection task's tick).
+    /// Marks the tick as running while there is one.
+    pub(crate) fn turn(&mut self) -> Option<u64> {
+        self.turn_timer_armed = self.turn;
+        self.turn.then_some(self.turn_epoch)
     }
 
     /// Someone awaits `closed`: the application's turn is over, and the connection goes
     /// on right here.
     pub(crate) fn awaiting_closed(&mut self) {
-        if self.turn.take().is_some() && self.make_progress() {
+        if std::mem::take(&mut self.turn) && self.make_progress() {
             self.hub.wake_driver();
         }
     }
@@ -495,11 +495,14 @@ impl Core {
             if self.phase != Phase::Open {
                 return false;
             }
-            // Writes first: a reply the application wrote goes out before whatever the
-            // decoding then finds (a Close, a violation).
+            // Writes are framed first: a reply the application wrote goes out before
+            // whatever the decoding then finds (a Close, a violation). What the peer has
+            // already sent is decoded before more of a large message is framed, so a Close
+            // that is already here ends it (unsent: an unclean close), whatever the speed
+            // of the socket.
             let mut moved = self.frame_writes();
-            moved |= self.write_socket();
             moved |= self.decode();
+            moved |= self.write_socket();
             moved |= self.read_socket();
             moved |= self.advance_closing();
             if !moved {

@@ -109,8 +109,15 @@ impl Core {
                     self.closing.io_error = Some(e);
                     return true;
                 }
-                Poll::Pending => return moved,
+                Poll::Pending => break,
             }
+        }
+        if moved {
+            // Room in the send buffer: writers waiting for it (the `Sink`, a flush) go on.
+            self.hub.wake_writers();
+        }
+        if conn.has_transmit() {
+            return moved;
         }
         if self.output.unflushed {
             match Pin::new(io).poll_flush(&mut cx) {
@@ -152,6 +159,9 @@ impl Core {
     /// refused because the peer's Close arrived (before the connection is closed) is data
     /// the peer will never get: the close is then unclean, whatever the timing between
     /// the Close frame and this call.
+    ///
+    /// When nothing is queued before it and the engine wants data, the message goes
+    /// straight into the engine (the common case: no queue round trip).
     fn accept(&mut self, message: Message) -> Result<u64, StreamError> {
         self.end_turn();
         if let Some(error) = &self.writable.error {
@@ -160,9 +170,28 @@ impl Core {
             }
             return Err(error.clone());
         }
-        let seq = self.writable.next_seq;
-        self.writable.next_seq += 1;
-        self.writable.queue.push_back(message);
+        let writable = &mut self.writable;
+        let seq = writable.next_seq;
+        writable.next_seq += 1;
+        match self.conn.as_mut() {
+            Some(conn)
+                if writable.queue.is_empty() && !writable.in_progress && conn.wants_data() =>
+            {
+                match conn.send(message) {
+                    Ok(()) if conn.message_in_progress() => writable.in_progress = true,
+                    Ok(()) => {
+                        writable.done_seq += 1;
+                        self.hub.wake_writers();
+                    }
+                    // Cannot happen while the engine wants data.
+                    Err(_) => {}
+                }
+            }
+            _ => {
+                writable.queue.push_back(message);
+                self.frame_writes();
+            }
+        }
         Ok(seq)
     }
 
@@ -244,7 +273,6 @@ impl Core {
     /// writing the socket. Returns whether there is room for another message.
     pub(crate) fn feed(&mut self, message: Message) -> Result<bool, StreamError> {
         self.accept(message)?;
-        self.frame_writes();
         Ok(self.has_room())
     }
 

@@ -19,6 +19,7 @@
 //! The hub has its own small lock and never takes the connection's, so a transport may
 //! fire a waker at any time, even synchronously from inside a read or a write.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Wake, Waker};
 
@@ -26,6 +27,12 @@ use std::task::{Wake, Waker};
 #[derive(Debug, Default)]
 pub(super) struct WakeHub {
     state: Mutex<HubState>,
+    /// `state.reader_waiting`, readable without the lock: most messages are queued while
+    /// no read waits, and the check then costs no lock.
+    reader_waiting: AtomicBool,
+    /// Whether `state.writers` is not empty, readable without the lock (a write completes
+    /// per message on the hot path, usually with nobody waiting).
+    writers_waiting: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -63,15 +70,20 @@ impl WakeHub {
     /// A read returned `Pending`: socket readiness and new messages go to `waker`.
     pub(super) fn reader_waits(&self, waker: &Waker) {
         let mut state = self.lock();
-        state.reader_waiting = true;
+        self.set_reader_waiting(&mut state, true);
         if !state.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
             state.reader = Some(waker.clone());
         }
     }
 
+    fn set_reader_waiting(&self, state: &mut HubState, waiting: bool) {
+        state.reader_waiting = waiting;
+        self.reader_waiting.store(waiting, Ordering::Release);
+    }
+
     /// The waiting read completed: readiness goes to the connection task again.
     pub(super) fn reader_done(&self) {
-        self.lock().reader_waiting = false;
+        self.set_reader_waiting(&mut self.lock(), false);
     }
 
     /// The waiting read was dropped (or its reader released): the connection task takes
@@ -79,19 +91,23 @@ impl WakeHub {
     pub(super) fn reader_gone(&self) {
         let mut state = self.lock();
         state.reader = None;
-        if std::mem::take(&mut state.reader_waiting) {
+        if state.reader_waiting {
+            self.set_reader_waiting(&mut state, false);
             Self::wake_driver_locked(&mut state);
         }
     }
 
     /// Something the reader waits for happened (a message was queued, the stream ended).
     pub(super) fn wake_reader(&self) {
+        if !self.reader_waiting.load(Ordering::Acquire) {
+            return;
+        }
         let waker = {
             let mut state = self.lock();
             if !state.reader_waiting {
                 return;
             }
-            state.reader_waiting = false;
+            self.set_reader_waiting(&mut state, false);
             state.reader.clone()
         };
         if let Some(waker) = waker {
@@ -104,7 +120,7 @@ impl WakeHub {
     pub(super) fn nudge_if_reader_stale(&self) {
         let mut state = self.lock();
         if state.reader_waiting && state.reader.is_none() {
-            state.reader_waiting = false;
+            self.set_reader_waiting(&mut state, false);
             Self::wake_driver_locked(&mut state);
         }
     }
@@ -115,16 +131,18 @@ impl WakeHub {
         if !state.writers.iter().any(|w| w.will_wake(waker)) {
             state.writers.push(waker.clone());
         }
+        self.writers_waiting.store(true, Ordering::Release);
     }
 
     /// Something writers wait for happened: a write completed, room appeared, the
     /// writable errored.
     pub(super) fn wake_writers(&self) {
+        if !self.writers_waiting.load(Ordering::Acquire) {
+            return;
+        }
         let writers = {
             let mut state = self.lock();
-            if state.writers.is_empty() {
-                return;
-            }
+            self.writers_waiting.store(false, Ordering::Release);
             std::mem::take(&mut state.writers)
         };
         for waker in writers {
@@ -162,7 +180,7 @@ impl WakeHub {
             match state.reader.take() {
                 Some(reader) if state.reader_waiting => Some(reader),
                 _ => {
-                    state.reader_waiting = false;
+                    self.set_reader_waiting(&mut state, false);
                     Self::wake_driver_locked(&mut state);
                     None
                 }
@@ -178,6 +196,7 @@ impl WakeHub {
         let writers = {
             let mut state = self.lock();
             Self::wake_driver_locked(&mut state);
+            self.writers_waiting.store(false, Ordering::Release);
             std::mem::take(&mut state.writers)
         };
         for waker in writers {

@@ -128,6 +128,7 @@ impl WebSocketReader {
     }
 
     /// Hands the socket's attention back to the connection task if a poll was waiting.
+    #[inline]
     fn stop_waiting(&mut self) {
         if std::mem::take(&mut self.waiting) {
             self.handle.reader_gone();

@@ -1,7 +1,9 @@
 //! A whole session through a sans-io `Connection`: arbitrary inbound bytes (raw, or as
 //! fuzzer-shaped frames) interleaved with arbitrary API calls (`send`, `close`, `ping`,
-//! `take_transmit`, `poll_event`), in either role, optionally starting with the client's
-//! opening handshake (the bytes after the 101 head are the first connection bytes).
+//! `take_transmit` or in-place writes through `transmit`/`advance_transmit` with short
+//! writes of any size, `poll_event`), in either role, optionally starting with the
+//! client's opening handshake (the bytes after the 101 head are the first connection
+//! bytes).
 //!
 //! Everything this connection transmits is decoded by a reference peer (a `Connection`
 //! of the other role) and checked:
@@ -220,8 +222,11 @@ struct Session {
     /// Messages accepted by `send`, not yet seen by the peer.
     sent: VecDeque<Message>,
     /// Bytes our transmit buffer may hold beyond the data and control bounds: pings the
-    /// caller queued since the last `take_transmit`.
+    /// caller queued since the transmit buffer was last emptied.
     ping_allowance: usize,
+    /// Bytes written in place (`transmit` + `advance_transmit`) that do not yet end on a
+    /// frame boundary: the peer gets whole frames.
+    partial: BytesMut,
     finished: bool,
     peer_done: bool,
     limit: usize,
@@ -284,6 +289,10 @@ impl Session {
 
     /// Takes the transmit buffer and hands it to the peer.
     fn transmit(&mut self) {
+        // Finish a frame an in-place write left half written first.
+        while !self.partial.is_empty() {
+            self.transmit_in_place(usize::MAX);
+        }
         let allowance = self.ping_allowance;
         let out = self.step_state(|s| s.conn.take_transmit());
         self.ping_allowance = 0;
@@ -299,6 +308,37 @@ impl Session {
         );
         self.wire.check(&out);
         self.feed_peer(&out);
+    }
+
+    /// Writes up to `n` bytes of the transmit buffer in place, as a runtime writing
+    /// straight from it to a socket that takes only part of it; the whole frames written
+    /// so far go to the peer.
+    fn transmit_in_place(&mut self, n: usize) {
+        let allowance = self.ping_allowance;
+        let (len, written) = self.step_state(|s| {
+            let buf = s.conn.transmit();
+            let len = buf.len();
+            let n = n.clamp(1, len.max(1)).min(len);
+            s.partial.extend_from_slice(&buf[..n]);
+            s.conn.advance_transmit(n);
+            (len, n)
+        });
+        assert!(
+            len <= self.bound + allowance,
+            "a transmit buffer of {len} bytes"
+        );
+        if len == written {
+            self.ping_allowance = 0;
+        }
+        if len == 0 {
+            assert!(!self.conn.has_transmit() || self.conn.message_in_progress());
+        }
+        let whole = whole_frames(&self.partial);
+        let frames = self.partial.split_to(whole);
+        if !frames.is_empty() {
+            self.wire.check(&frames);
+            self.feed_peer(&frames);
+        }
     }
 
     fn feed_peer(&mut self, bytes: &[u8]) {
@@ -329,6 +369,32 @@ impl Session {
         }
         // The peer's replies (pongs, its Close) go nowhere.
         let _ = self.peer.take_transmit();
+    }
+}
+
+/// The length of the whole frames at the front of `bytes`.
+fn whole_frames(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let rest = &bytes[at..];
+        if rest.len() < 2 {
+            return at;
+        }
+        let (len, ext) = match rest[1] & 0x7F {
+            126 if rest.len() >= 4 => (u64::from(u16::from_be_bytes([rest[2], rest[3]])), 2),
+            127 if rest.len() >= 10 => {
+                let raw: [u8; 8] = rest[2..10].try_into().expect("8 bytes");
+                (u64::from_be_bytes(raw), 8)
+            }
+            126 | 127 => return at,
+            n => (u64::from(n), 0),
+        };
+        let mask = if rest[1] & 0x80 != 0 { 4 } else { 0 };
+        let total = 2 + ext + mask + usize::try_from(len).unwrap_or(usize::MAX);
+        if rest.len() < total {
+            return at;
+        }
+        at += total;
     }
 }
 
@@ -366,6 +432,7 @@ fn run(data: &[u8]) {
         input: BytesMut::new(),
         sent: VecDeque::new(),
         ping_allowance: 0,
+        partial: BytesMut::new(),
         finished: false,
         peer_done: false,
         limit,
@@ -539,8 +606,19 @@ fn run(data: &[u8]) {
                 let result = s.step_state(|s| s.conn.ping(&body));
                 assert_eq!(result.is_ok(), may, "ping: {result:?}");
             }
-            // take_transmit
-            7 => s.transmit(),
+            // take_transmit, or an in-place short write
+            7 => match input.byte() {
+                0..=127 => s.transmit(),
+                m => {
+                    let n = match m & 3 {
+                        0 => usize::from(input.byte()),
+                        1 => usize::from(input.u16()),
+                        2 => 1,
+                        _ => usize::MAX,
+                    };
+                    s.transmit_in_place(n);
+                }
+            },
             // A full round: decode everything buffered, then transmit.
             _ => {
                 s.drain_events(64);
@@ -561,6 +639,7 @@ fn run(data: &[u8]) {
         s.transmit();
     }
     assert!(!s.conn.has_transmit(), "the transmit buffer never drains");
+    assert!(s.partial.is_empty(), "a frame left half written");
     if !s.peer_done {
         assert!(
             s.sent.is_empty() || (s.sent.len() == 1 && s.conn.abandoned_data()),

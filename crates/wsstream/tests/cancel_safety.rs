@@ -236,3 +236,162 @@ async fn cancelled_flush_close_and_promises_resume() {
     })
     .await;
 }
+
+/// A server that reads slowly (a pause per message) and reports what it received.
+async fn slow_reading_server() -> (String, tokio::task::JoinHandle<(Vec<Message>, Option<u16>)>) {
+    server(move |wss| async move {
+        let info = wss.opened().await.unwrap();
+        let mut reader = info.readable.get_reader().unwrap();
+        let mut got = Vec::new();
+        while let Ok(Some(m)) = reader.read().await {
+            got.push(m);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        (got, wss.closed().await.ok().and_then(|c| c.close_code))
+    })
+    .await
+}
+
+fn no_compression() -> WebSocketStreamOptions {
+    WebSocketStreamOptions {
+        compression: None,
+        ..Default::default()
+    }
+}
+
+/// Large writes whose futures were polled while the socket was full (so they waited to
+/// write the rest themselves) and were then dropped: the connection task sends the rest,
+/// with no further call of the application, in order and byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_futures_dropped_while_waiting_for_the_socket_lose_nothing() {
+    within(async {
+        let (url, task) = slow_reading_server().await;
+        let wss = WebSocketStream::new(&url, no_compression()).unwrap();
+        let info = wss.opened().await.unwrap();
+        let mut writer = info.writable.get_writer().unwrap();
+        let sent: Vec<Message> = (0..40u8)
+            .map(|i| Message::from(vec![i; 200_000 + usize::from(i)]))
+            .collect();
+        for m in &sent {
+            let mut write = writer.write(m.clone());
+            // Polled (it may wait for the socket), then dropped.
+            let _ = tokio::time::timeout(Duration::from_micros(200), &mut write).await;
+            drop(write);
+        }
+        // No flush, no close yet: everything must still arrive. The server's count is
+        // checked after the close, which waits for the writes accepted before it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.close().await.unwrap();
+        let (got, code) = task.await.unwrap();
+        assert_eq!(code, Some(1005));
+        assert_eq!(got.len(), sent.len());
+        for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+            assert!(g == s, "message {i}");
+        }
+    })
+    .await;
+}
+
+/// The `Sink` driven by hand with short timeouts: `poll_ready` cancelled while the send
+/// buffer is full (the message is then not fed), `poll_flush` cancelled while the socket
+/// is full: every message fed arrives exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_sink_ready_and_flush_lose_and_duplicate_nothing() {
+    use futures_util::Sink;
+    use std::pin::Pin;
+    within(async {
+        let (url, task) = slow_reading_server().await;
+        let wss = WebSocketStream::new(&url, no_compression()).unwrap();
+        let info = wss.opened().await.unwrap();
+        let mut writer = info.writable.get_writer().unwrap();
+        let mut fed = Vec::new();
+        let mut cancelled = (0, 0);
+        for i in 0..600usize {
+            let m = Message::from(format!("{i}:{}", "x".repeat((i * 7919) % 90_000)));
+            let ready = std::future::poll_fn(|cx| Pin::new(&mut writer).poll_ready(cx));
+            match tokio::time::timeout(Duration::from_micros(50), ready).await {
+                Ok(result) => result.unwrap(),
+                Err(_) => {
+                    cancelled.0 += 1;
+                    continue; // not fed
+                }
+            }
+            Pin::new(&mut writer).start_send(m.clone()).unwrap();
+            fed.push(m);
+            if i % 3 == 0 {
+                let flush = std::future::poll_fn(|cx| Pin::new(&mut writer).poll_flush(cx));
+                if tokio::time::timeout(Duration::from_micros(50), flush)
+                    .await
+                    .is_err()
+                {
+                    cancelled.1 += 1;
+                }
+            }
+        }
+        assert!(
+            cancelled.0 > 0 && cancelled.1 > 0,
+            "nothing cancelled: {cancelled:?}"
+        );
+        writer.close().await.unwrap();
+        let (got, code) = task.await.unwrap();
+        assert_eq!(code, Some(1005));
+        assert_eq!(got.len(), fed.len(), "cancelled ready/flush: {cancelled:?}");
+        for (i, (g, f)) in got.iter().zip(&fed).enumerate() {
+            assert!(g == f, "message {i}");
+        }
+    })
+    .await;
+}
+
+/// Both ends write and read at once, from separate tasks (inline reads and writes on
+/// two threads, on both runtimes): everything arrives, in order, on both sides.
+async fn both_directions_at_once() {
+    const N: usize = 2_000;
+    fn message(side: u8, i: usize) -> Message {
+        if i % 5 == 0 {
+            Message::from(vec![side; (i * 131) % 40_000])
+        } else {
+            Message::from(format!("{side}/{i}"))
+        }
+    }
+    async fn exchange(wss: WebSocketStream, side: u8) -> Vec<Message> {
+        let info = wss.opened().await.unwrap();
+        let mut reader = info.readable.get_reader().unwrap();
+        let mut writer = info.writable.get_writer().unwrap();
+        let writing = tokio::spawn(async move {
+            for i in 0..N {
+                writer.write(message(side, i)).await.unwrap();
+            }
+            writer
+        });
+        let mut got = Vec::new();
+        while got.len() < N {
+            got.push(reader.read().await.unwrap().expect("a message"));
+        }
+        let mut writer = writing.await.unwrap();
+        if side == 0 {
+            writer.close().await.unwrap();
+        }
+        assert_eq!(reader.read().await.unwrap(), None);
+        assert_eq!(wss.closed().await.unwrap().close_code, Some(1005));
+        got
+    }
+    let (url, task) = server(|wss| exchange(wss, 1)).await;
+    let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default()).unwrap();
+    let client_got = exchange(wss, 0).await;
+    let server_got = task.await.unwrap();
+    for i in 0..N {
+        assert_eq!(client_got[i], message(1, i), "client's message {i}");
+        assert_eq!(server_got[i], message(0, i), "server's message {i}");
+    }
+}
+
+#[tokio::test]
+async fn both_directions_at_once_current_thread() {
+    within(both_directions_at_once()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_directions_at_once_multi_thread() {
+    within(both_directions_at_once()).await;
+}

@@ -26,12 +26,54 @@
 //! real cause of a failure through `source()`, limits, the server side), it is documented
 //! on the item.
 //!
+//! ## How it works
+//!
+//! The task that needs the connection to move makes it move, in its own task, as the
+//! other Rust WebSocket libraries do: a [`WebSocketReader`] decodes what is buffered and
+//! reads the socket itself when it needs more (and only then: that is the receive
+//! backpressure), and a waiting read is woken by the socket directly; a
+//! [`WebSocketWriter`] frames its message into the send buffer and writes the socket
+//! itself. No message crosses from one task to another on the way, which is what makes
+//! the multi-threaded runtime of `#[tokio::main]` as fast as a single thread.
+//!
+//! Each open connection also has a small task of its own for what no application task
+//! is there to do: the timers (the close timeout, keepalive pings), answering pings and
+//! completing the closing handshake while nobody reads, so `opened` and `closed` settle
+//! whether or not anyone reads or writes. It is not woken on the hot paths.
+//!
+//! ```text
+//!  in:  socket → read buffer → engine (unmask, reassemble, inflate, UTF-8) → one-message queue → read()
+//!  out: write() → engine (deflate, fragment, mask) → send buffer (64 KiB) → socket
+//! ```
+//!
 //! ## Deliberate choices
 //!
+//! * **`close()` loses nothing.** Writes accepted before [`WebSocketStream::close`] (or
+//!   [`WebSocketReadable::cancel`]) are sent first, their futures resolve, then the Close
+//!   frame follows, and the close is clean when the peer answers, as in Chromium (the
+//!   proposal's text would drop them). Writes after it fail with `InvalidStateError`.
+//!   [`WebSocketWriter::abort`] follows the streams standard: the write being sent
+//!   completes, writes still queued are rejected with the abort reason.
+//! * **The application's turn.** When a read hands out a message and nothing else is
+//!   queued, what follows it on the wire (the peer's Close, a protocol violation) takes
+//!   effect on the application's next move (a read, a write, a close, awaiting `closed`),
+//!   or after 50–100 ms without one. A reply written in answer to a message therefore goes
+//!   out before a Close or a failure that followed the message, and the Close is still
+//!   answered when the application does nothing at all. The same holds right after the
+//!   opening handshake.
+//! * **Unsent data makes a close unclean** (the web-platform tests' rule): writes still
+//!   pending when the peer's Close arrives are rejected with `InvalidStateError` and
+//!   `closed` fails with a `WebSocketError` carrying the peer's code; a write refused
+//!   because the peer's Close had already arrived counts the same way, so the outcome
+//!   does not depend on which came first by a few microseconds.
+//! * **The readable ends with the connection**: closed, or errored with the very error of
+//!   `closed`, in the same step that settles `closed` (the closing handshake done and
+//!   TCP closed), never when the Close frame is merely read. A reader that sees the end
+//!   finds `closed` already settled.
 //! * A readable that errors (unclean close) still yields the messages it had already
 //!   received before the error: nothing received is lost while the application reads.
-//! * `close()` while a write is in progress rejects that write with `InvalidStateError`
-//!   (no data frame may follow a Close frame) and makes the close unclean (spec G4).
+//! * A message that arrives after our own `close()` is still delivered while the readable
+//!   is open (as Chromium does; the proposal discards it), up to 16 MiB.
 //! * Dropping every handle starts a closing handshake without status code and ends the
 //!   connection task.
 #![forbid(unsafe_code)]

@@ -96,8 +96,9 @@ impl WebSocketWriter {
     /// now and written to the socket as far as the socket takes it; the returned future
     /// completes once the message is in the connection's bounded send buffer, and
     /// dropping it does not cancel the write. It fails with the stream's error if the
-    /// stream is closing or closed (a close started by [`WebSocketStream::close`]
-    /// (crate::WebSocketStream::close) still sends every write accepted before it).
+    /// stream is closing or closed (a close started by
+    /// [`WebSocketStream::close`](crate::WebSocketStream::close) still sends every write
+    /// accepted before it).
     pub fn write(&mut self, message: impl Into<Message>) -> WriteFuture {
         self.room = false;
         let state = self.handle.core().write(message.into());

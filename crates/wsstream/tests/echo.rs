@@ -178,3 +178,53 @@ async fn compression_off_negotiates_no_extension_and_large_messages_round_trip()
         assert_eq!(wss.closed().await.unwrap().close_code, Some(1005));
     }
 }
+
+/// Blocks the current (non-runtime) thread on `future`, waking by unparking it.
+fn block_on_plain_thread<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// The reader and writer used from a plain thread, outside the runtime (synchronous code
+/// blocking on the futures): the socket I/O they do themselves works there too, and the
+/// connection task keeps running in the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_and_writer_work_from_a_thread_outside_the_runtime() {
+    let url = echo_server().await;
+    let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default()).unwrap();
+    let info = wss.opened().await.unwrap();
+    let mut reader = info.readable.get_reader().unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    let thread = std::thread::spawn(move || {
+        for i in 0..200 {
+            let message = Message::from(format!("plain thread {i} {}", "x".repeat(i * 97)));
+            block_on_plain_thread(writer.write(message.clone())).unwrap();
+            let echoed = block_on_plain_thread(reader.read()).unwrap();
+            assert_eq!(echoed, Some(message));
+        }
+        block_on_plain_thread(writer.close()).unwrap();
+        block_on_plain_thread(reader.read()).unwrap()
+    });
+    let end = tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(end, None);
+    let closed = tokio::time::timeout(Duration::from_secs(10), wss.closed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.close_code, Some(1005));
+}

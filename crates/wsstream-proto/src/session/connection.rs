@@ -49,6 +49,8 @@ pub struct Connection {
     assembly: Option<Assembly>,
     utf8: Utf8Validator,
     need: usize,
+    /// The chunk small payloads are copied into (see `take_payload`).
+    small: BytesMut,
     // Outbound.
     transmit: BytesMut,
     outbound: Option<Outbound>,
@@ -160,6 +162,7 @@ impl Connection {
             assembly: None,
             utf8: Utf8Validator::new(),
             need: 2,
+            small: BytesMut::new(),
             transmit: BytesMut::new(),
             outbound: None,
             pending_pong: None,
@@ -314,7 +317,7 @@ impl Connection {
             return None;
         }
         input.advance(head_len);
-        let payload = take_payload(input, len);
+        let payload = take_payload(input, &mut self.small, len);
         self.need = 2;
         Some(if text {
             Message::Text(Utf8Bytes::from_validated(payload))
@@ -500,7 +503,7 @@ impl Connection {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if fin && self.assembly.is_none() {
                     // An unfragmented message: the payload is split off without a copy.
-                    let payload = take_payload(input, len);
+                    let payload = take_payload(input, &mut self.small, len);
                     return Ok(Some(Some(Event::Message(
                         self.finish_message(frame.text, payload)?,
                     ))));
@@ -527,7 +530,7 @@ impl Connection {
                 Ok(Some(Some(Event::Message(message))))
             }
             OpCode::Ping => {
-                let payload = take_payload(input, len);
+                let payload = take_payload(input, &mut self.small, len);
                 // §5.5.2/§5.5.3: answer with a pong carrying the same payload; if several
                 // pings are pending, answering only the most recent is allowed.
                 if !self.close_sent {
@@ -536,7 +539,11 @@ impl Connection {
                 }
                 Ok(Some(Some(Event::Ping(payload))))
             }
-            OpCode::Pong => Ok(Some(Some(Event::Pong(take_payload(input, len))))),
+            OpCode::Pong => Ok(Some(Some(Event::Pong(take_payload(
+                input,
+                &mut self.small,
+                len,
+            ))))),
             OpCode::Close => {
                 let frame = CloseFrame::parse(&input[..len])?;
                 input.advance(len);
@@ -814,14 +821,33 @@ fn truncate_at_char_boundary(s: &mut String, max: usize) {
 /// Payloads up to this size are copied out of the read buffer; larger ones are split
 /// off it without a copy.
 const COPY_THRESHOLD: usize = 512;
+/// Largest chunk small payloads are copied into.
+const SMALL_CHUNK: usize = 4096;
+/// Smallest chunk allocated for small payloads.
+const SMALL_CHUNK_MIN: usize = 256;
 
-/// Takes the first `len` bytes of `input` as a payload. A small payload is copied into an
-/// allocation of its own: cheaper than the atomic reference counting of a shared buffer,
-/// and a small message the application keeps does not pin the whole read buffer.
-fn take_payload(input: &mut BytesMut, len: usize) -> Bytes {
+/// Takes the first `len` bytes of `input` as a payload.
+///
+/// A small payload is copied out of the read buffer, so a small message the application
+/// keeps does not pin the whole read buffer. It goes into `small`, a chunk shared by the
+/// small payloads that arrive together (sized after what is buffered, at most
+/// [`SMALL_CHUNK`]): one allocation per chunk instead of one per message; a kept message
+/// pins at most its chunk, and once the read buffer is drained the connection lets go of
+/// it. Larger payloads are split off the read buffer without a copy.
+fn take_payload(input: &mut BytesMut, small: &mut BytesMut, len: usize) -> Bytes {
     if len <= COPY_THRESHOLD {
-        let payload = Bytes::copy_from_slice(&input[..len]);
+        if small.capacity() < len {
+            // A new chunk (the old one lives on in the payloads that share it).
+            let size = input.len().clamp(SMALL_CHUNK_MIN, SMALL_CHUNK).max(len);
+            *small = BytesMut::with_capacity(size);
+        }
+        small.extend_from_slice(&input[..len]);
         input.advance(len);
+        let payload = small.split_to(len).freeze();
+        if input.is_empty() {
+            // Nothing more buffered: an idle connection keeps no chunk.
+            *small = BytesMut::new();
+        }
         payload
     } else {
         input.split_to(len).freeze()
@@ -927,6 +953,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn small_payloads_that_arrive_together_share_a_bounded_chunk() {
+        let mut conn = Connection::new(Role::Client, Config::default()).unwrap();
+        let mut input = BytesMut::new();
+        for i in 0..1000u32 {
+            input.extend_from_slice(&frame(
+                Role::Server,
+                true,
+                0,
+                OpCode::Binary,
+                &i.to_be_bytes().repeat(4),
+            ));
+        }
+        let range = input.as_ptr() as usize..input.as_ptr() as usize + input.capacity();
+        let mut payloads = Vec::new();
+        while let Some(Message::Binary(payload)) = conn.poll_message(&mut input) {
+            payloads.push(payload);
+        }
+        assert_eq!(payloads.len(), 1000);
+        let mut chunks = 1;
+        for (i, pair) in payloads.windows(2).enumerate() {
+            assert_eq!(&pair[0][..4], &(i as u32).to_be_bytes());
+            assert!(!range.contains(&(pair[0].as_ptr() as usize)), "not copied");
+            if pair[1].as_ptr() as usize != pair[0].as_ptr() as usize + 16 {
+                chunks += 1;
+            }
+        }
+        // 16 KiB of payloads in chunks of at most 4 KiB: a few chunks, not one per message.
+        assert!((4..=8).contains(&chunks), "{chunks} chunks");
+        assert!(
+            conn.small.capacity() == 0,
+            "the drained connection let go of its chunk"
+        );
     }
 
     #[test]

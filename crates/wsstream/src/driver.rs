@@ -32,8 +32,9 @@ pub(crate) struct Driver {
     close_timeout: Duration,
     /// The close timer: what it waits for, and until when.
     close_timer: Option<(TimerPhase, Instant)>,
-    /// The turn tick: the application's turn it saw, and when it looks again. A turn
-    /// still the same then has lasted a whole tick without a move: it ends.
+    /// The turn tick: the count of the application's turns it saw, and when it looks
+    /// again. A turn still the same then has lasted a whole tick without a move: it ends.
+    /// The tick runs while turns come and go, and stops once a whole tick saw none.
     turn_tick: Option<(u64, Instant)>,
     /// Sleeps until the earliest of the close timer and the turn tick; allocated only
     /// while one of them runs.
@@ -98,23 +99,36 @@ impl Driver {
             if self.close_timer.is_some_and(|(_, at)| now >= at) {
                 return core.close_timed_out();
             }
-            match (core.turn(), self.turn_tick) {
-                (None, _) => self.turn_tick = None,
-                (Some(turn), Some((seen, at))) if now >= at => {
-                    if turn == seen {
+            let (active, epoch) = core.turn();
+            match self.turn_tick {
+                None if active => {
+                    core.set_turn_tick(true);
+                    self.turn_tick = Some((epoch, now + TURN_TICK));
+                }
+                None => {}
+                Some((seen, at)) if now >= at => {
+                    if active && epoch == seen {
                         // The application made no move for a whole tick: the connection
                         // goes on without it.
                         core.end_turn();
-                        self.turn_tick = None;
+                        self.turn_tick = Some((epoch, now + TURN_TICK));
                         if core.make_progress() {
                             cx.waker().wake_by_ref();
                         }
                         continue;
                     }
-                    self.turn_tick = Some((turn, now + TURN_TICK));
+                    if !active && epoch == seen {
+                        // No turn since the last tick: the connection is idle; stop ticking
+                        // (the next turn wakes this task).
+                        core.set_turn_tick(false);
+                        self.turn_tick = None;
+                    } else {
+                        // Turns come and go (a busy connection): keep ticking, without a
+                        // wake-up per turn.
+                        self.turn_tick = Some((epoch, now + TURN_TICK));
+                    }
                 }
-                (Some(turn), None) => self.turn_tick = Some((turn, now + TURN_TICK)),
-                (Some(_), Some(_)) => {}
+                Some(_) => {}
             }
             let next = match (
                 self.close_timer.map(|(_, at)| at),

@@ -54,13 +54,13 @@
 //!   proposal's text would drop them). Writes after it fail with `InvalidStateError`.
 //!   [`WebSocketWriter::abort`] follows the streams standard: the write being sent
 //!   completes, writes still queued are rejected with the abort reason.
-//! * **The application's turn.** When a read hands out a message and nothing else is
-//!   queued, what follows it on the wire (the peer's Close, a protocol violation) takes
-//!   effect on the application's next move (a read, a write, a close, awaiting `closed`),
-//!   or after 50–100 ms without one. A reply written in answer to a message therefore goes
-//!   out before a Close or a failure that followed the message, and the Close is still
-//!   answered when the application does nothing at all. The same holds right after the
-//!   opening handshake.
+//! * **The application's turn.** When a read hands out the last queued message and more
+//!   bytes came with it (read from the socket together), what they hold (the peer's Close,
+//!   a protocol violation) takes effect on the application's next move (a read, a write, a
+//!   close, awaiting `closed`), or after 50–100 ms without one. A reply written in answer
+//!   to a message therefore goes out before a Close or a failure that came with the
+//!   message, and the Close is still answered when the application does nothing at all.
+//!   The same holds for bytes that came with the opening handshake's response.
 //! * **Unsent data makes a close unclean** (the web-platform tests' rule): writes still
 //!   pending when the peer's Close arrives are rejected with `InvalidStateError` and
 //!   `closed` fails with a `WebSocketError` carrying the peer's code; a write refused

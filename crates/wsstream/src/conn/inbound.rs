@@ -236,7 +236,7 @@ impl Core {
         if let Some(message) = message {
             self.take_batch(held);
             if !self.readable.reader_holds {
-                self.begin_turn();
+                self.after_last_message();
             }
             return Poll::Ready(Ok(Some(message)));
         }
@@ -281,12 +281,25 @@ impl Core {
         self.readable.reader_holds = !held.is_empty();
     }
 
-    /// The reader handed out the last message of its batch: the queue is empty, and it is
-    /// the application's turn; then the connection goes on (decodes the next message, or
-    /// reads the socket) even if the application does not read again.
+    /// The reader handed out the last message of its batch: the queue is empty.
     pub(crate) fn reader_emptied(&mut self) {
         self.readable.reader_holds = false;
-        self.begin_turn();
+        self.after_last_message();
+    }
+
+    /// The application took the last queued message. If more arrived with it (bytes
+    /// behind it in the read buffer), it is the application's turn: they are decoded on
+    /// its next move. Otherwise the connection goes on now (reads the socket, or waits for
+    /// it to become readable), so the next message, a ping or a Close is seen even if the
+    /// application does not read again.
+    fn after_last_message(&mut self) {
+        if self.input.rbuf.is_empty() {
+            if self.make_progress() {
+                self.hub.wake_driver();
+            }
+        } else {
+            self.begin_turn();
+        }
     }
 
     /// The reader releases its lock: the messages of its batch go back to the front of

@@ -354,11 +354,12 @@ pub(crate) struct Core {
     writable: Writable,
     output: Output,
     closing: Closing,
-    /// The application's turn: it was just handed a message (or the connection just
-    /// opened), and nothing behind it is decoded until its next move (a read, a write, a
-    /// close, awaiting `closed`) or until the connection task sees the turn last a whole
-    /// tick, so a reply to that message goes out before a Close or a violation that
-    /// followed it takes effect.
+    /// The application's turn: it was just handed a message with more bytes behind it in
+    /// the read buffer (or the connection opened with bytes behind the handshake), and
+    /// nothing of those is decoded until its next move (a read, a write, a close, awaiting
+    /// `closed`) or until the connection task sees the turn last a whole tick, so a reply
+    /// to that message goes out before a Close or a violation that came with it takes
+    /// effect.
     turn: bool,
     /// Counts the turns, so the connection task can tell a turn that lasted from a new one.
     turn_epoch: u64,
@@ -432,8 +433,11 @@ impl Core {
         self.io = Some(io);
         self.input.needs_input = leftover.is_empty();
         self.input.rbuf = leftover;
-        // The application's first turn: whatever follows the handshake waits for it.
-        self.begin_turn();
+        if !self.input.needs_input {
+            // Frames came with the handshake (a Close, say): they wait for the
+            // application's first move, as they would behind a message.
+            self.begin_turn();
+        }
         true
     }
 
@@ -451,11 +455,16 @@ impl Core {
         self.turn = false;
     }
 
-    /// The current turn, if the application has one (for the connection task's tick).
-    /// Marks the tick as running while there is one.
-    pub(crate) fn turn(&mut self) -> Option<u64> {
-        self.turn_timer_armed = self.turn;
-        self.turn.then_some(self.turn_epoch)
+    /// Whether the application has a turn now, and the count of turns so far (for the
+    /// connection task's tick).
+    pub(crate) fn turn(&self) -> (bool, u64) {
+        (self.turn, self.turn_epoch)
+    }
+
+    /// The connection task started or stopped its turn tick. While it runs, starting a
+    /// turn wakes nobody: the tick will see it.
+    pub(crate) fn set_turn_tick(&mut self, running: bool) {
+        self.turn_timer_armed = running;
     }
 
     /// Someone awaits `closed`: the application's turn is over, and the connection goes

@@ -196,7 +196,7 @@ impl Core {
     }
 
     /// Where write number `seq` stands.
-    fn write_state(&self, seq: u64) -> WriteState {
+    pub(super) fn write_state(&self, seq: u64) -> WriteState {
         if seq < self.writable.done_seq {
             WriteState::Done
         } else if seq >= self.writable.rejected_from {

@@ -9,11 +9,14 @@
 #   WSB_SCENARIOS=recv-16-bin,echo-32 WSB_CLIENTS=wsstream,raw bench/run.sh
 #
 # On a 2-core machine the server (one thread) and the measured client (one current-thread
-# runtime) each get a core; nothing is pinned.
+# runtime) each get a core; nothing is pinned. The server-role scenarios (server-echo-*,
+# server-idle*) turn it around: each library's echo server in a child process (one worker,
+# or two for -mt) against one raw load client; they add about 2 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# 10,000 idle connections need two descriptors each on loopback (client and server side).
+# 10,000 idle connections need two descriptors each on loopback (client and server side;
+# `idle` and `server-idle` alike, one per process).
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then
     ulimit -n 65536

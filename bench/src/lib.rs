@@ -2,25 +2,35 @@
 //! tokio-websockets and a raw-TCP client that moves the same bytes without WebSocket
 //! parsing (the physical limit). The permessage-deflate scenarios (`recv-1k-deflate`,
 //! `send-1k-deflate`) compare wsstream with yawc and raw only; the peers without deflate
-//! skip them.
+//! skip them. The server-role scenarios (`server-echo-C`, `server-idle`, and their `-mt`
+//! twins) turn it around: the participant is an echo server built on each library's own
+//! server API (`src/serve.rs`), the load client is one raw client for all (`src/load.rs`).
 //!
-//! One binary, three uses:
+//! One binary, four uses:
 //!
 //! * `wsstream-bench <scenario> <client>`: one measured run. It starts the near-zero-cost
 //!   server as a child process (`wsstream-bench server`, one current-thread runtime, so it
 //!   takes at most one of the two cores), runs the client on a current-thread runtime in
 //!   this process, checks what the client received or what the server counted, and prints
-//!   a `RESULT` line. A client that skips work fails the run instead of winning it.
+//!   a `RESULT` line (with the server child's CPU time per message, `server_cpu_ns`, for
+//!   telling whether the server could be the cap). A client that skips work fails the run
+//!   instead of winning it. For a server scenario, `<client>` names the library whose echo
+//!   server is measured; it runs as `wsstream-bench serve-echo <library> <1|2>`.
 //! * `wsstream-bench matrix`: every scenario × client, repeated (`WSB_REPS`, default 3)
 //!   with the client order rotated each repetition, each run in a fresh process; prints the
 //!   medians as markdown tables with ratios to the raw limit and to the best peer.
 //! * `wsstream-bench server`: the server alone; prints `LISTEN <addr>`.
+//! * `wsstream-bench serve-echo <library> <1|2>`: one library's echo server alone, on a
+//!   current-thread runtime (`1`) or two workers (`2`); prints `LISTEN <addr>`.
 //!
 //! `WSB_SCALE` multiplies every message and connection count (default 1: the issue's
-//! counts). `WSB_RT=multi` runs the client on a two-worker multi-thread runtime instead.
+//! counts; the server echo scenarios keep their connection count and scale the round
+//! trips). `WSB_RT=multi` runs the client on a two-worker multi-thread runtime instead.
 //! `WSB_SPAWN=1` runs the client's code in a spawned task instead of the `block_on` future.
 //! `WSB_SERVER=<addr>` points a single run at a server already running (to profile the
-//! client alone).
+//! client alone). `WSB_OPT=write` makes the wsstream client send with
+//! `writer.write(message).await` per message instead of the `Sink`'s `feed` in the send
+//! scenarios (for investigation; the matrix does not use it).
 //!
 //! The `wsstream-bench-heap` binary is the same program with a counting global allocator;
 //! the idle scenario runs through it (when built) to report heap bytes per connection
@@ -30,9 +40,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 
 mod clients;
+mod load;
 mod matrix;
 mod mem;
 mod scenario;
+mod serve;
 mod server;
 mod wire;
 
@@ -51,6 +63,7 @@ pub fn run_cli(heap: Option<HeapProbe>) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("server") => run_server(),
+        Some("serve-echo") => serve::run(&args[1..]),
         Some("matrix") => matrix::run(),
         Some("list") => {
             for s in SCENARIOS {
@@ -64,7 +77,8 @@ pub fn run_cli(heap: Option<HeapProbe>) -> ExitCode {
         Some(scenario) if args.len() >= 2 => single(scenario, &args[1], heap),
         _ => {
             eprintln!(
-                "usage: wsstream-bench <scenario> <client> | matrix | server | list\n\
+                "usage: wsstream-bench <scenario> <client> | matrix | server | \
+                 serve-echo <library> <1|2> | list\n\
                  scenarios: {}\nclients: {}",
                 SCENARIOS
                     .iter()
@@ -107,7 +121,14 @@ fn run_server() -> Result<(), BoxError> {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     println!("LISTEN {}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    // Started by a run: exit when that parent goes away (its end of our stdin closes).
+    exit_with_parent();
+    rt.block_on(server::serve(listener));
+    Ok(())
+}
+
+/// In a server started by a run ([`ServerChild`]): exits this process when that parent
+/// goes away (its end of our stdin closes).
+pub(crate) fn exit_with_parent() {
     if std::env::var_os(WATCH_STDIN).is_some() {
         std::thread::spawn(|| {
             let mut sink = Vec::new();
@@ -115,8 +136,58 @@ fn run_server() -> Result<(), BoxError> {
             std::process::exit(0);
         });
     }
-    rt.block_on(server::serve(listener));
-    Ok(())
+}
+
+/// A server child process of a run (`wsstream-bench server` or `serve-echo`): started
+/// with its stdin piped so it exits with this process, it prints `LISTEN <addr>`; killed
+/// and reaped on drop.
+pub(crate) struct ServerChild {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl ServerChild {
+    /// Starts `wsstream-bench <args>` and waits for its `LISTEN` line.
+    pub(crate) fn start(args: &[&str]) -> Result<Self, BoxError> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .env(WATCH_STDIN, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        // Dropped (killed) on the error paths below.
+        let mut server = Self {
+            child,
+            addr: String::new(),
+        };
+        let mut line = String::new();
+        if let Some(out) = server.child.stdout.take() {
+            BufReader::new(out).read_line(&mut line)?;
+        }
+        server.addr = line
+            .trim()
+            .strip_prefix("LISTEN ")
+            .ok_or_else(|| format!("server {args:?} said {line:?}"))?
+            .to_owned();
+        Ok(server)
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The sibling binary `name` next to this executable, if it was built.
@@ -144,26 +215,27 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
             Err(format!("wsstream-bench-heap: {status}").into())
         };
     }
+    if scenario.kind.is_server() {
+        // The participant is the server; the load client is raw (`src/load.rs`).
+        if !client.supports(scenario.kind) {
+            return Err(format!("{} has no echo server here", client.name()).into());
+        }
+        let outcome = load::run(&scenario, client)
+            .map_err(|e| format!("{} {}: {e}", scenario.name, client.name()))?;
+        println!("{}", outcome.line());
+        return Ok(());
+    }
     // `WSB_SERVER=addr` uses a server already running (for profiling the client alone).
     let mut server = None;
     let addr = match std::env::var("WSB_SERVER") {
         Ok(addr) if !addr.is_empty() => addr,
         _ => {
-            let mut child = Command::new(std::env::current_exe()?)
-                .arg("server")
-                .env(WATCH_STDIN, "1")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()?;
-            let mut line = String::new();
-            if let Some(out) = child.stdout.take() {
-                BufReader::new(out).read_line(&mut line)?;
-            }
+            let child = ServerChild::start(&["server"])?;
+            // Clock reads its CPU time too (the `server_cpu_ns` of the RESULT line).
+            scenario::set_server_pid(child.pid());
+            let addr = child.addr().to_owned();
             server = Some(child);
-            line.trim()
-                .strip_prefix("LISTEN ")
-                .ok_or_else(|| format!("server said {line:?}"))?
-                .to_owned()
+            addr
         }
     };
     let rt = if scenario.multi || std::env::var("WSB_RT").is_ok_and(|v| v == "multi") {
@@ -188,10 +260,7 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
         rt.block_on(client.run(&addr, kind, heap))
     };
     drop(rt);
-    if let Some(mut server) = server {
-        let _ = server.kill();
-        let _ = server.wait();
-    }
+    drop(server);
     let outcome = outcome.map_err(|e| format!("{} {}: {e}", scenario.name, client.name()))?;
     println!("{}", outcome.line());
     Ok(())

@@ -58,7 +58,7 @@ pub(crate) fn run() -> Result<(), BoxError> {
                 match run_one(&exe, scenario.name, client.name()) {
                     Ok(outcome) => {
                         eprintln!(
-                            "[{:>5.1}s] rep {}/{reps} {:<13} {:<18} {}",
+                            "[{:>5.1}s] rep {}/{reps} {:<19} {:<18} {}",
                             started.elapsed().as_secs_f64(),
                             rep + 1,
                             scenario.name,
@@ -144,6 +144,11 @@ fn brief(kind: Kind, o: &Outcome) -> String {
             "RSS {:.2} KiB/conn heap {:.2} KiB/conn",
             o.rss_kib, o.heap_kib
         ),
+        Kind::ServerEcho { .. } => format!(
+            "{:>12.0} rt/s  p50 {:.1} µs p99 {:.1} µs server {:.0} CPU ns/rt, load client {:.0}",
+            o.rate, o.p50_us, o.p99_us, o.server_cpu_ns, o.cpu_ns
+        ),
+        Kind::ServerIdle { .. } => format!("server RSS {:.2} KiB/conn", o.rss_kib),
     }
 }
 
@@ -167,6 +172,7 @@ fn median(v: &[Outcome]) -> Outcome {
         rss_kib: m(|o| o.rss_kib),
         heap_kib: m(|o| o.heap_kib),
         wire_ratio: m(|o| o.wire_ratio),
+        server_cpu_ns: m(|o| o.server_cpu_ns),
     }
 }
 
@@ -190,7 +196,15 @@ fn human(x: f64) -> String {
 
 fn label(scenario: &Scenario) -> String {
     let base = label_kind(scenario.kind);
-    if scenario.multi {
+    if scenario.kind.is_server() {
+        // The runtime of the server measured (the load client is always current-thread).
+        let runtime = if scenario.multi {
+            "2 workers"
+        } else {
+            "current-thread"
+        };
+        format!("{base}, {runtime}")
+    } else if scenario.multi {
         format!("{base}, multi-thread runtime")
     } else {
         base
@@ -224,6 +238,13 @@ fn label_kind(kind: Kind) -> String {
         Kind::SendDeflate { n, size: s } => {
             format!("send {} × {} text, deflate", size(s), count(n))
         }
+        Kind::ServerEcho { conns, n, size: s } => format!(
+            "{} × {} round trips, {conns} connection{}",
+            size(s),
+            count(n),
+            if conns == 1 { "" } else { "s" }
+        ),
+        Kind::ServerIdle { conns } => format!("{} idle connections", count(conns)),
     }
 }
 
@@ -349,26 +370,108 @@ fn print_tables(
         }
         println!();
     }
-    print_targets(scenarios, clients, medians, &raw_of, &best_peer);
+    let targets = print_targets(scenarios, clients, medians, &raw_of, &best_peer);
+    if targets && scenarios.iter().any(|s| s.kind.is_server()) {
+        // The targets table ends without a blank line (the script's own line follows it).
+        println!();
+    }
+    print_server_tables(scenarios, clients, medians, &raw_of, &best_peer);
 }
 
-type Pick<'a> = dyn Fn(usize, fn(&Outcome) -> f64) -> Option<f64> + 'a;
-type Best<'a> = dyn Fn(usize, fn(&Outcome) -> f64, bool) -> Option<f64> + 'a;
-
-/// The issue's targets for wsstream, met or not.
-fn print_targets(
+/// The server-role tables: the echo loops (rates, latency, the server's CPU time per round
+/// trip with its ratios, and how busy the server and the load client were), then idle
+/// memory. The participants are the libraries' echo servers; the load client is the same
+/// raw one for all.
+fn print_server_tables(
     scenarios: &[Scenario],
     clients: &[Client],
     medians: &BTreeMap<(usize, usize), Outcome>,
     raw_of: &Pick<'_>,
     best_peer: &Best<'_>,
 ) {
-    let Some(ws) = clients.iter().position(|c| *c == Client::Wsstream) else {
-        return;
+    let rows = |f: fn(Kind) -> bool| -> Vec<usize> {
+        (0..scenarios.len())
+            .filter(|&i| f(scenarios[i].kind))
+            .collect()
     };
-    // Targets exist for the single-thread scenarios without deflate only.
-    if !scenarios.iter().any(|s| !s.multi && !s.kind.is_deflate()) {
-        return;
+    let echo = rows(|k| matches!(k, Kind::ServerEcho { .. }));
+    if !echo.is_empty() {
+        println!(
+            "| server echo | server | round trips/s | × raw | × best peer | p50 µs | p99 µs | \
+             server CPU ns/rt | CPU × raw | CPU × best peer | CPU % server / load client |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &si in &echo {
+            for (ci, c) in clients.iter().enumerate() {
+                let Some(o) = medians.get(&(si, ci)) else {
+                    continue;
+                };
+                // Share of one core over the measured window.
+                let busy = |ns_per_rt: f64| ns_per_rt * o.rate / 1e7;
+                println!(
+                    "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {} | {} | {:.0} / {:.0} |",
+                    label(&scenarios[si]),
+                    c.name(),
+                    human(o.rate),
+                    ratio(o.rate, raw_of(si, |o| o.rate)),
+                    ratio(o.rate, best_peer(si, |o| o.rate, true)),
+                    o.p50_us,
+                    o.p99_us,
+                    o.server_cpu_ns,
+                    ratio(o.server_cpu_ns, raw_of(si, |o| o.server_cpu_ns)),
+                    ratio(o.server_cpu_ns, best_peer(si, |o| o.server_cpu_ns, false)),
+                    busy(o.server_cpu_ns),
+                    busy(o.cpu_ns),
+                );
+            }
+        }
+    }
+    let idle = rows(|k| matches!(k, Kind::ServerIdle { .. }));
+    if !idle.is_empty() {
+        // Like the targets table, the last table ends without a blank line.
+        if !echo.is_empty() {
+            println!();
+        }
+        println!("| server idle | server | RSS KiB/conn | × raw | × best peer |");
+        println!("|---|---|---:|---:|---:|");
+        for &si in &idle {
+            for (ci, c) in clients.iter().enumerate() {
+                let Some(o) = medians.get(&(si, ci)) else {
+                    continue;
+                };
+                println!(
+                    "| {} | {} | {:.2} | {} | {} |",
+                    label(&scenarios[si]),
+                    c.name(),
+                    o.rss_kib,
+                    ratio(o.rss_kib, raw_of(si, |o| o.rss_kib)),
+                    ratio(o.rss_kib, best_peer(si, |o| o.rss_kib, false)),
+                );
+            }
+        }
+    }
+}
+
+type Pick<'a> = dyn Fn(usize, fn(&Outcome) -> f64) -> Option<f64> + 'a;
+type Best<'a> = dyn Fn(usize, fn(&Outcome) -> f64, bool) -> Option<f64> + 'a;
+
+/// The issue's targets for wsstream, met or not; returns whether it printed the table.
+fn print_targets(
+    scenarios: &[Scenario],
+    clients: &[Client],
+    medians: &BTreeMap<(usize, usize), Outcome>,
+    raw_of: &Pick<'_>,
+    best_peer: &Best<'_>,
+) -> bool {
+    let Some(ws) = clients.iter().position(|c| *c == Client::Wsstream) else {
+        return false;
+    };
+    // Targets exist for the single-thread client scenarios without deflate only.
+    if !scenarios
+        .iter()
+        .any(|s| !s.multi && !s.kind.is_deflate() && !s.kind.is_server())
+    {
+        return false;
     }
     println!("| wsstream target | figure | target | met |");
     println!("|---|---:|---:|---|");
@@ -423,8 +526,12 @@ fn print_targets(
                 );
             }
             Kind::Idle { .. } => row("idle RSS KiB/conn".into(), Some(o.rss_kib), 2.5, false),
-            // No target in the issue for permessage-deflate.
-            Kind::RecvDeflate { .. } | Kind::SendDeflate { .. } => {}
+            // No target in the issue for permessage-deflate or the server role.
+            Kind::RecvDeflate { .. }
+            | Kind::SendDeflate { .. }
+            | Kind::ServerEcho { .. }
+            | Kind::ServerIdle { .. } => {}
         }
     }
+    true
 }

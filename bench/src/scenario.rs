@@ -22,12 +22,25 @@ pub(crate) enum Kind {
     /// through [`json_messages`], with compression on; the server counts them, checks RSV1
     /// on each and sums their wire payload bytes.
     SendDeflate { n: u64, size: usize },
+    /// Server role: an echo server built on the participant's library (its own process,
+    /// `wsstream-bench serve-echo`); the raw load client opens `conns` connections and runs
+    /// a closed loop on each (one masked `size`-byte binary message, then its exact echo),
+    /// `n` round trips in all.
+    ServerEcho { conns: u64, n: u64, size: usize },
+    /// Server role: `conns` connections to the participant's echo server, each idle after
+    /// one echo; the server process's VmRSS growth per connection.
+    ServerIdle { conns: u64 },
 }
 
 impl Kind {
     /// Whether the scenario needs permessage-deflate.
     pub(crate) fn is_deflate(self) -> bool {
         matches!(self, Self::RecvDeflate { .. } | Self::SendDeflate { .. })
+    }
+
+    /// Whether the scenario measures the participant's server (the load client is raw).
+    pub(crate) fn is_server(self) -> bool {
+        matches!(self, Self::ServerEcho { .. } | Self::ServerIdle { .. })
     }
 }
 
@@ -37,7 +50,8 @@ pub(crate) struct Scenario {
     pub(crate) name: &'static str,
     pub(crate) kind: Kind,
     /// Run the client on a two-worker multi-thread runtime (the default of
-    /// `#[tokio::main]`) instead of a current-thread one.
+    /// `#[tokio::main]`) instead of a current-thread one. In the server scenarios it is the
+    /// server that gets the two workers (the load client is always current-thread).
     pub(crate) multi: bool,
 }
 
@@ -143,6 +157,15 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         multi: true,
     },
     Scenario {
+        name: "recv-16-text-mt",
+        kind: Kind::Recv {
+            n: 2_000_000,
+            size: 16,
+            text: true,
+        },
+        multi: true,
+    },
+    Scenario {
         name: "send-16-mt",
         kind: Kind::Send {
             n: 1_000_000,
@@ -156,6 +179,70 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
             n: 100_000,
             size: 32,
         },
+        multi: true,
+    },
+    Scenario {
+        name: "server-echo-1",
+        kind: Kind::ServerEcho {
+            conns: 1,
+            n: 10_000,
+            size: 32,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "server-echo-100",
+        kind: Kind::ServerEcho {
+            conns: 100,
+            n: 50_000,
+            size: 32,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "server-echo-1000",
+        kind: Kind::ServerEcho {
+            conns: 1_000,
+            n: 50_000,
+            size: 32,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "server-idle",
+        kind: Kind::ServerIdle { conns: 10_000 },
+        multi: false,
+    },
+    Scenario {
+        name: "server-echo-1-mt",
+        kind: Kind::ServerEcho {
+            conns: 1,
+            n: 10_000,
+            size: 32,
+        },
+        multi: true,
+    },
+    Scenario {
+        name: "server-echo-100-mt",
+        kind: Kind::ServerEcho {
+            conns: 100,
+            n: 50_000,
+            size: 32,
+        },
+        multi: true,
+    },
+    Scenario {
+        name: "server-echo-1000-mt",
+        kind: Kind::ServerEcho {
+            conns: 1_000,
+            n: 50_000,
+            size: 32,
+        },
+        multi: true,
+    },
+    Scenario {
+        name: "server-idle-mt",
+        kind: Kind::ServerIdle { conns: 10_000 },
         multi: true,
     },
 ];
@@ -180,6 +267,13 @@ impl Scenario {
             Kind::Idle { conns } => Kind::Idle { conns: s(conns) },
             Kind::RecvDeflate { n, size } => Kind::RecvDeflate { n: s(n), size },
             Kind::SendDeflate { n, size } => Kind::SendDeflate { n: s(n), size },
+            // The connection count is the scenario; only the round trips scale.
+            Kind::ServerEcho { conns, n, size } => Kind::ServerEcho {
+                conns,
+                n: s(n),
+                size,
+            },
+            Kind::ServerIdle { conns } => Kind::ServerIdle { conns: s(conns) },
         };
         Self { kind, ..self }
     }
@@ -426,6 +520,12 @@ pub(crate) struct Outcome {
     pub(crate) heap_kib: f64,
     /// Deflate scenarios: wire payload bytes / raw payload bytes (0 when not applicable).
     pub(crate) wire_ratio: f64,
+    /// The server process's CPU time (user + kernel, all its threads) per message or round
+    /// trip, in nanoseconds; 0 when not measured (a server given by `WSB_SERVER`). The
+    /// figure of the server scenarios; in the client scenarios it only tells whether the
+    /// bench server could be the cap (it is printed on the `RESULT` line, not in the
+    /// tables).
+    pub(crate) server_cpu_ns: f64,
 }
 
 impl Outcome {
@@ -436,6 +536,7 @@ impl Outcome {
             rate: n as f64 / secs,
             mbps: (n * size as u64) as f64 / secs / 1e6,
             cpu_ns: span.cpu_ns as f64 / n as f64,
+            server_cpu_ns: span.server_cpu_ns as f64 / n as f64,
             heap_kib: -1.0,
             ..Self::default()
         }
@@ -459,7 +560,7 @@ impl Outcome {
     pub(crate) fn line(&self) -> String {
         format!(
             "RESULT rate={} mbps={} p50_us={} p99_us={} cpu_ns={} rss_kib={} heap_kib={} \
-             wire_ratio={}",
+             wire_ratio={} server_cpu_ns={}",
             self.rate,
             self.mbps,
             self.p50_us,
@@ -467,7 +568,8 @@ impl Outcome {
             self.cpu_ns,
             self.rss_kib,
             self.heap_kib,
-            self.wire_ratio
+            self.wire_ratio,
+            self.server_cpu_ns
         )
     }
 
@@ -487,6 +589,7 @@ impl Outcome {
                 "rss_kib" => o.rss_kib = v,
                 "heap_kib" => o.heap_kib = v,
                 "wire_ratio" => o.wire_ratio = v,
+                "server_cpu_ns" => o.server_cpu_ns = v,
                 _ => {}
             }
         }
@@ -501,7 +604,19 @@ pub(crate) fn cpu_ns() -> u64 {
     // The kernel brings a running thread's total up to date when it schedules: yield once
     // so this thread's figure is exact rather than up to a tick old.
     std::thread::yield_now();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    cpu_ns_of("/proc/self/task")
+}
+
+/// On-CPU time so far of the process `pid` (another one, e.g. the server child), summed
+/// over `/proc/<pid>/task/*/schedstat`. A thread running on another core at the moment of
+/// the read is counted up to its last scheduler update (at most a tick behind); the server
+/// scenarios read it while the server is idle, where it is exact.
+pub(crate) fn process_cpu_ns(pid: u32) -> u64 {
+    cpu_ns_of(&format!("/proc/{pid}/task"))
+}
+
+fn cpu_ns_of(task_dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(task_dir) else {
         return 0;
     };
     tasks
@@ -511,11 +626,22 @@ pub(crate) fn cpu_ns() -> u64 {
         .sum()
 }
 
-/// Wall-clock and CPU time of a measured window.
+/// The process id of the server child of this run, once started: [`Clock`] also reads its
+/// CPU time.
+static SERVER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// Records the server child's process id for [`Clock`] (first call wins).
+pub(crate) fn set_server_pid(pid: u32) {
+    let _ = SERVER_PID.set(pid);
+}
+
+/// Wall-clock and CPU time of a measured window, of this process and of the server child
+/// (when [`set_server_pid`] was called).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
     wall: std::time::Instant,
     cpu: u64,
+    server_cpu: u64,
 }
 
 /// What a [`Clock`] measured.
@@ -523,12 +649,15 @@ pub(crate) struct Clock {
 pub(crate) struct Span {
     pub(crate) wall: Duration,
     pub(crate) cpu_ns: u64,
+    /// The server child's CPU time over the window (0 without a known server).
+    pub(crate) server_cpu_ns: u64,
 }
 
 impl Clock {
     /// Starts measuring.
     pub(crate) fn start() -> Self {
         Self {
+            server_cpu: SERVER_PID.get().map_or(0, |&pid| process_cpu_ns(pid)),
             cpu: cpu_ns(),
             wall: std::time::Instant::now(),
         }
@@ -537,9 +666,14 @@ impl Clock {
     /// The time since [`start`](Self::start).
     pub(crate) fn stop(&self) -> Span {
         let wall = self.wall.elapsed();
+        let cpu_ns = cpu_ns().saturating_sub(self.cpu);
+        let server_cpu_ns = SERVER_PID.get().map_or(0, |&pid| {
+            process_cpu_ns(pid).saturating_sub(self.server_cpu)
+        });
         Span {
             wall,
-            cpu_ns: cpu_ns().saturating_sub(self.cpu),
+            cpu_ns,
+            server_cpu_ns,
         }
     }
 }

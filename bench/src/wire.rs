@@ -1,6 +1,6 @@
-//! The few RFC 6455 pieces the near-zero-cost server and the raw client need: the accept
-//! key, frame headers, masking, and a minimal client handshake that leaves no byte of the
-//! server's first frames behind in a buffer.
+//! The few RFC 6455 pieces the near-zero-cost server and the raw clients need: the accept
+//! key, frame headers, masking, and minimal client and server handshakes that leave no
+//! byte of the peer's first frames behind in a buffer.
 
 use std::io;
 
@@ -170,7 +170,34 @@ pub(crate) async fn client_handshake_ext(
          Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     tcp.write_all(request.as_bytes()).await?;
-    let mut peek = vec![0u8; 1024];
+    let head = read_head_exact(tcp).await?;
+    let expected = accept_key(CLIENT_KEY);
+    if !head.starts_with("HTTP/1.1 101") || !head.contains(&expected) {
+        return Err(io::Error::other(format!("bad handshake response: {head}")));
+    }
+    Ok(header_value(&head, "sec-websocket-extensions").unwrap_or_default())
+}
+
+/// The minimal server handshake of the hand-written echo servers (fastwebsockets'
+/// `after_handshake` path): consumes exactly the request head (the frames that follow stay
+/// in the socket), requires a `Sec-WebSocket-Key`, and answers 101 with its accept key and
+/// no `Sec-WebSocket-Extensions` (any permessage-deflate offer is declined).
+pub(crate) async fn server_handshake(tcp: &mut TcpStream) -> io::Result<()> {
+    let head = read_head_exact(tcp).await?;
+    let key = header_value(&head, "sec-websocket-key")
+        .ok_or_else(|| io::Error::other("no Sec-WebSocket-Key in the upgrade request"))?;
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    tcp.write_all(response.as_bytes()).await
+}
+
+/// Reads one HTTP head (up to and including its blank line) and not a byte more: peeks for
+/// its end, then consumes exactly that many bytes.
+async fn read_head_exact(tcp: &mut TcpStream) -> io::Result<String> {
+    let mut peek = vec![0u8; 4096];
     let end = loop {
         let n = tcp.peek(&mut peek).await?;
         if n == 0 {
@@ -180,18 +207,13 @@ pub(crate) async fn client_handshake_ext(
             break pos + 4;
         }
         if n == peek.len() {
-            return Err(io::Error::other("handshake response too long"));
+            return Err(io::Error::other("HTTP head too long"));
         }
         tokio::task::yield_now().await;
     };
     let mut head = vec![0u8; end];
     tcp.read_exact(&mut head).await?;
-    let head = String::from_utf8_lossy(&head);
-    let expected = accept_key(CLIENT_KEY);
-    if !head.starts_with("HTTP/1.1 101") || !head.contains(&expected) {
-        return Err(io::Error::other(format!("bad handshake response: {head}")));
-    }
-    Ok(header_value(&head, "sec-websocket-extensions").unwrap_or_default())
+    Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// The value of the first header `name` (lowercase) in an HTTP head, trimmed.

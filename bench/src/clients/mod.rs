@@ -64,7 +64,8 @@ impl Client {
 
     /// Whether this client runs `kind`: tokio-tungstenite, fastwebsockets and
     /// tokio-websockets have no permessage-deflate, and yawc is measured only in the
-    /// deflate scenarios.
+    /// deflate scenarios. In the server scenarios (`kind.is_server()`) the participant is
+    /// the library's echo server ([`serve`](crate::serve)); yawc has none there.
     pub(crate) fn supports(self, kind: Kind) -> bool {
         match self {
             Self::Wsstream | Self::Raw => true,
@@ -168,6 +169,8 @@ impl Client {
                     ..Outcome::throughput(n, size, span)
                 })
             }
+            // The participant is the server there; the load client is `load`'s.
+            Kind::ServerEcho { .. } | Kind::ServerIdle { .. } => Err(unsupported()),
         }
     }
 }

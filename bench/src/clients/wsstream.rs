@@ -1,5 +1,6 @@
 //! wsstream through its public WebSocketStream API only: `reader.read()`, `writer.write()`
-//! and the writer's `Sink` (`feed` batches into the send buffer), default options. The
+//! and the writer's `Sink` (`feed` batches into the send buffer; `WSB_OPT=write` makes the
+//! send scenarios use `writer.write()` per message instead), default options. The
 //! deflate scenarios use the same defaults (permessage-deflate is on by default: level 1,
 //! 1 KiB threshold) and fail unless `extensions` reports permessage-deflate.
 
@@ -113,15 +114,24 @@ pub(crate) async fn send(
 
 /// The measured part of a send scenario: feeds every message through the `Sink`, then
 /// `close()` (which sends Close after the queued writes and waits for the closing
-/// handshake); returns the server's Close (its count) and the time taken.
+/// handshake); returns the server's Close (its count) and the time taken. With
+/// `WSB_OPT=write` (for investigation, not in the matrix) each message goes through
+/// `writer.write(message).await` instead of `feed`.
 async fn feed_then_close(
     wss: &WebSocketStream,
     writer: &mut WebSocketWriter,
     messages: impl Iterator<Item = Message>,
 ) -> Result<(Option<(u16, String)>, Span), BoxError> {
+    let write = std::env::var("WSB_OPT").is_ok_and(|v| v == "write");
     let start = Clock::start();
-    for message in messages {
-        writer.feed(message).await?;
+    if write {
+        for message in messages {
+            writer.write(message).await?;
+        }
+    } else {
+        for message in messages {
+            writer.feed(message).await?;
+        }
     }
     writer.close().await?;
     let elapsed = start.stop();

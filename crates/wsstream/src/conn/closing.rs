@@ -175,6 +175,15 @@ impl Core {
     /// Sends a requested Close once every accepted write is framed, and ends the
     /// connection when the closing handshake and the transport are done.
     pub(super) fn advance_closing(&mut self) -> bool {
+        if self.closing.requested.is_none()
+            && self.closing.io_error.is_none()
+            && !self.input.eof
+            && self.closing.timer.is_none()
+            && self.conn.as_ref().is_some_and(|c| c.state() == State::Open)
+        {
+            // Open, nothing asked: the common case.
+            return false;
+        }
         let mut moved = false;
         if self.writable.queue.is_empty() && !self.writable.in_progress {
             if let (Some((code, reason)), Some(conn)) =

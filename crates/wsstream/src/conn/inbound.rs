@@ -294,7 +294,8 @@ impl Core {
     /// application does not read again.
     fn after_last_message(&mut self) {
         if self.input.rbuf.is_empty() {
-            if self.make_progress() {
+            // Usually the socket has nothing more yet: this only registers for it.
+            if self.read_socket() && self.make_progress() {
                 self.hub.wake_driver();
             }
         } else {

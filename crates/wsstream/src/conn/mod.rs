@@ -511,13 +511,17 @@ impl Core {
             // whatever the decoding then finds (a Close, a violation). What the peer has
             // already sent is decoded before more of a large message is framed, so a Close
             // that is already here ends it (unsent: an unclean close), whatever the speed
-            // of the socket.
-            let mut moved = self.frame_writes();
-            moved |= self.decode();
-            moved |= self.write_socket();
-            moved |= self.read_socket();
-            moved |= self.advance_closing();
-            if !moved {
+            // of the socket. Each step's output feeds the steps after it in the same
+            // round; another round is needed only when a later step gave an earlier one
+            // work: bytes read (to decode), a Close queued, or room made in the send
+            // buffer for a write in progress or queued (to frame and complete).
+            self.frame_writes();
+            self.decode();
+            let wrote = self.write_socket();
+            let read = self.read_socket();
+            let closing = self.advance_closing();
+            let writes_waiting = self.writable.in_progress || !self.writable.queue.is_empty();
+            if !(read || closing || (wrote && writes_waiting)) {
                 return false;
             }
         }

@@ -43,6 +43,9 @@ impl Core {
     /// Hands queued writes to the engine while it wants data, and completes the writes
     /// whose last frame is in the send buffer.
     pub(super) fn frame_writes(&mut self) -> bool {
+        if self.writable.queue.is_empty() && !self.writable.in_progress {
+            return false;
+        }
         let Some(conn) = self.conn.as_mut() else {
             return false;
         };
@@ -88,6 +91,9 @@ impl Core {
         let (Some(conn), Some(io)) = (self.conn.as_mut(), self.io.as_mut()) else {
             return false;
         };
+        if !conn.has_transmit() && !self.output.unflushed {
+            return false;
+        }
         let mut cx = Context::from_waker(&self.write_waker);
         let mut moved = false;
         loop {

@@ -309,7 +309,7 @@ impl Connection {
         if let Some(key) = header.mask {
             mask::mask(payload, key, 0);
         }
-        if text && simdutf8::basic::from_utf8(payload).is_err() {
+        if text && !valid_utf8(payload) {
             if let Some(key) = header.mask {
                 // Masking is its own inverse: restore the bytes for poll_event.
                 mask::mask(payload, key, 0);
@@ -816,6 +816,14 @@ fn truncate_at_char_boundary(s: &mut String, max: usize) {
         }
         s.truncate(at);
     }
+}
+
+/// Whether `bytes` is valid UTF-8 (RFC 6455 §8.1). Short ASCII text, the usual small
+/// message, is recognised by the standard library's word-at-a-time ASCII check, which
+/// costs less than setting up the SIMD validator; anything else goes to `simdutf8`.
+#[inline]
+fn valid_utf8(bytes: &[u8]) -> bool {
+    (bytes.len() <= 256 && bytes.is_ascii()) || simdutf8::basic::from_utf8(bytes).is_ok()
 }
 
 /// Payloads up to this size are copied out of the read buffer; larger ones are split

@@ -27,9 +27,10 @@ use std::task::{Wake, Waker};
 #[derive(Debug, Default)]
 pub(super) struct WakeHub {
     state: Mutex<HubState>,
-    /// `state.reader_waiting`, readable without the lock: most messages are queued while
-    /// no read waits, and the check then costs no lock.
-    reader_waiting: AtomicBool,
+    /// A waiting read's waker is registered and was not woken yet (`reader_waiting` with
+    /// `reader` set), readable without the lock: most messages are queued, and most reads
+    /// complete, with no read registered, and the check then costs no lock.
+    reader_armed: AtomicBool,
     /// Whether `state.writers` is not empty, readable without the lock (a write completes
     /// per message on the hot path, usually with nobody waiting).
     writers_waiting: AtomicBool,
@@ -39,7 +40,9 @@ pub(super) struct WakeHub {
 struct HubState {
     /// The task of the last read that returned `Pending`.
     reader: Option<Waker>,
-    /// A read returned `Pending` and has not completed, been dropped or been woken since.
+    /// A read returned `Pending` and has not completed or been dropped since. Its waker is
+    /// in `reader` until it is woken; a read that was woken and has not come back gets no
+    /// second wake-up (the next one goes to the connection task).
     reader_waiting: bool,
     /// Tasks waiting for a write to complete, for room in the send buffer, or for a
     /// flush.
@@ -70,20 +73,34 @@ impl WakeHub {
     /// A read returned `Pending`: socket readiness and new messages go to `waker`.
     pub(super) fn reader_waits(&self, waker: &Waker) {
         let mut state = self.lock();
-        self.set_reader_waiting(&mut state, true);
+        state.reader_waiting = true;
         if !state.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
             state.reader = Some(waker.clone());
         }
+        self.reader_armed.store(true, Ordering::Release);
     }
 
-    fn set_reader_waiting(&self, state: &mut HubState, waiting: bool) {
-        state.reader_waiting = waiting;
-        self.reader_waiting.store(waiting, Ordering::Release);
+    /// Takes the waiting read's waker, if it was not woken yet.
+    fn take_reader(&self, state: &mut HubState) -> Option<Waker> {
+        let waker = if state.reader_waiting {
+            state.reader.take()
+        } else {
+            None
+        };
+        self.reader_armed.store(false, Ordering::Release);
+        waker
     }
 
-    /// The waiting read completed: readiness goes to the connection task again.
+    /// A read that had waited completed: readiness goes to the connection task again. (A
+    /// read that was woken needs nothing: the next readiness goes to the connection task
+    /// anyway, so this takes the lock only after a poll nobody woke.)
     pub(super) fn reader_done(&self) {
-        self.set_reader_waiting(&mut self.lock(), false);
+        if self.reader_armed.load(Ordering::Acquire) {
+            let mut state = self.lock();
+            state.reader_waiting = false;
+            state.reader = None;
+            self.reader_armed.store(false, Ordering::Release);
+        }
     }
 
     /// The waiting read was dropped (or its reader released): the connection task takes
@@ -91,24 +108,22 @@ impl WakeHub {
     pub(super) fn reader_gone(&self) {
         let mut state = self.lock();
         state.reader = None;
-        if state.reader_waiting {
-            self.set_reader_waiting(&mut state, false);
+        self.reader_armed.store(false, Ordering::Release);
+        if std::mem::take(&mut state.reader_waiting) {
             Self::wake_driver_locked(&mut state);
         }
     }
 
     /// Something the reader waits for happened (a message was queued, the stream ended).
     pub(super) fn wake_reader(&self) {
-        if !self.reader_waiting.load(Ordering::Acquire) {
+        if !self.reader_armed.load(Ordering::Acquire) {
             return;
         }
         let waker = {
             let mut state = self.lock();
-            if !state.reader_waiting {
-                return;
-            }
-            self.set_reader_waiting(&mut state, false);
-            state.reader.clone()
+            let waker = self.take_reader(&mut state);
+            state.reader_waiting = false;
+            waker
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -120,7 +135,7 @@ impl WakeHub {
     pub(super) fn nudge_if_reader_stale(&self) {
         let mut state = self.lock();
         if state.reader_waiting && state.reader.is_none() {
-            self.set_reader_waiting(&mut state, false);
+            state.reader_waiting = false;
             Self::wake_driver_locked(&mut state);
         }
     }
@@ -177,14 +192,12 @@ impl WakeHub {
     fn on_readable(&self) {
         let reader = {
             let mut state = self.lock();
-            match state.reader.take() {
-                Some(reader) if state.reader_waiting => Some(reader),
-                _ => {
-                    self.set_reader_waiting(&mut state, false);
-                    Self::wake_driver_locked(&mut state);
-                    None
-                }
+            let reader = self.take_reader(&mut state);
+            if reader.is_none() {
+                state.reader_waiting = false;
+                Self::wake_driver_locked(&mut state);
             }
+            reader
         };
         if let Some(reader) = reader {
             reader.wake();

@@ -111,9 +111,6 @@ impl WebSocketReader {
             }
             return Poll::Ready(Ok(Some(message)));
         }
-        if std::mem::take(&mut self.waiting) {
-            self.handle.reader_done();
-        }
         let mut core = self.handle.core();
         match core.poll_reader(&mut self.held) {
             Poll::Pending => {
@@ -123,7 +120,14 @@ impl WebSocketReader {
                 self.waiting = true;
                 Poll::Pending
             }
-            ready => ready,
+            ready => {
+                drop(core);
+                if std::mem::take(&mut self.waiting) {
+                    // No longer waiting: readiness goes to the connection task again.
+                    self.handle.reader_done();
+                }
+                ready
+            }
         }
     }
 

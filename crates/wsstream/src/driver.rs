@@ -73,7 +73,10 @@ impl Driver {
         }
         loop {
             match keepalive.poll(cx, core.is_reading()) {
-                Action::SendPing(payload) => core.send_ping(&payload),
+                Action::SendPing => {
+                    // A failure means the connection is closing: the close timer runs.
+                    let _ = core.ping(None);
+                }
                 Action::TimedOut => return core.peer_unresponsive(keepalive.timeout()),
                 Action::Nothing => return,
             }

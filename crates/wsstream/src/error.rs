@@ -130,7 +130,7 @@ impl WebSocketError {
     /// than 1000 or 3000–4999 is an `InvalidAccessError`, a reason over 123 UTF-8 bytes a
     /// `SyntaxError`, and a reason without a code gets code 1000.
     pub fn new(message: impl Into<String>, init: WebSocketCloseInfo) -> Result<Self, DomException> {
-        let close_code = validate_close_info(&init)?;
+        let close_code = validate_close_info(&init, CloseCodes::Browser)?;
         Ok(Self {
             message: message.into(),
             close_code,
@@ -207,13 +207,80 @@ impl std::error::Error for WebSocketError {
 
 /// "Validate close code and reason" (WHATWG WebSockets; B44): the code first, then the
 /// reason's UTF-8 length. Returns the code to send (1000 when only a reason is given).
-pub(crate) fn validate_close_info(info: &WebSocketCloseInfo) -> Result<Option<u16>, DomException> {
+/// Why [`WebSocketStream::ping`](crate::WebSocketStream::ping) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingError {
+    /// The connection is not open (still connecting, closing or closed): no Ping was sent.
+    NotOpen,
+    /// The connection closed before the Pong arrived.
+    Closed,
+    /// Too many pings are waiting for their Pong (at most 1,024 per connection).
+    TooMany,
+}
+
+impl std::fmt::Display for PingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotOpen => "the WebSocketStream is not open",
+            Self::Closed => "the connection closed before the pong arrived",
+            Self::TooMany => "too many pings are waiting for their pong",
+        })
+    }
+}
+
+impl std::error::Error for PingError {}
+
+/// Which close codes `close()` accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseCodes {
+    /// The browser's rule (WHATWG WebSockets, "validate close code and reason"): 1000 or
+    /// 3000–4999. The default of client streams, as the web-platform tests require.
+    #[default]
+    Browser,
+    /// Every code RFC 6455 §7.4 allows on the wire: 1000–1003, 1007–1014 (1001 going
+    /// away, 1008 policy violation, 1011 internal error, 1012 service restart, 1013 try
+    /// again later, …) and 3000–4999. Server streams always use it; a client opts in with
+    /// [`WebSocketStreamOptions::close_codes`](crate::WebSocketStreamOptions::close_codes).
+    Protocol,
+}
+
+impl CloseCodes {
+    /// Whether `code` may be sent under this rule.
+    pub fn allows(self, code: u16) -> bool {
+        let code = wsstream_proto::CloseCode(code);
+        match self {
+            Self::Browser => code.is_allowed_for_application(),
+            Self::Protocol => code.is_valid_on_wire(),
+        }
+    }
+}
+
+pub(crate) fn validate_close_info(
+    info: &WebSocketCloseInfo,
+    rule: CloseCodes,
+) -> Result<Option<u16>, DomException> {
     if let Some(code) = info.close_code {
-        if code != 1000 && !(3000..=4999).contains(&code) {
-            return Err(DomException::new(
-                DomExceptionName::InvalidAccessError,
-                format!("close code {code} is neither 1000 nor in 3000-4999"),
-            ));
+        let code = wsstream_proto::CloseCode(code);
+        match rule {
+            CloseCodes::Browser if !code.is_allowed_for_application() => {
+                return Err(DomException::new(
+                    DomExceptionName::InvalidAccessError,
+                    format!("close code {} is neither 1000 nor in 3000-4999", code.0),
+                ));
+            }
+            CloseCodes::Protocol if !code.is_valid_on_wire() => {
+                return Err(DomException::new(
+                    DomExceptionName::InvalidAccessError,
+                    format!(
+                        "close code {} may not be sent (RFC 6455 §7.4: 1000-1003, \
+                         1007-1014 or 3000-4999)",
+                        code.0
+                    ),
+                ));
+            }
+            CloseCodes::Browser | CloseCodes::Protocol => {}
         }
     }
     if info.reason.len() > 123 {

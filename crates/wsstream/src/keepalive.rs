@@ -17,8 +17,8 @@ use crate::options::WebSocketStreamOptions;
 /// What the driver should do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Action {
-    /// Send a Ping with this payload (a counter: distinct pings, 8 bytes).
-    SendPing([u8; 8]),
+    /// Send a Ping.
+    SendPing,
     /// Nothing arrived within the ping timeout: close uncleanly (1006) with
     /// [`PeerUnresponsive`] as the cause.
     TimedOut,
@@ -36,7 +36,6 @@ pub(crate) struct Keepalive {
     /// Set while a Ping is unanswered: nothing arrived since it was sent.
     deadline: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
-    pings: u64,
 }
 
 impl Keepalive {
@@ -57,7 +56,6 @@ impl Keepalive {
             next_ping,
             deadline: None,
             sleep: Box::pin(tokio::time::sleep_until(next_ping)),
-            pings: 0,
         }
     }
 
@@ -91,9 +89,8 @@ impl Keepalive {
                 if self.deadline.is_none() && reading {
                     self.deadline = Some(now + self.timeout);
                 }
-                self.pings = self.pings.wrapping_add(1);
                 self.arm();
-                return Action::SendPing(self.pings.to_be_bytes());
+                return Action::SendPing;
             }
             self.arm();
             if self.sleep.as_mut().poll(cx).is_pending() {
@@ -157,7 +154,7 @@ mod tests {
         let start = Instant::now();
         let mut k = Keepalive::new(10 * S, 5 * S);
         for i in 1..=3u64 {
-            assert_eq!(next(&mut k, true).await, Action::SendPing(i.to_be_bytes()));
+            assert_eq!(next(&mut k, true).await, Action::SendPing);
             assert_eq!(start.elapsed(), 10 * S * i as u32);
             tokio::time::advance(S).await;
             k.on_received();
@@ -168,7 +165,7 @@ mod tests {
     async fn times_out_when_nothing_arrives() {
         let start = Instant::now();
         let mut k = Keepalive::new(10 * S, 5 * S);
-        assert!(matches!(next(&mut k, true).await, Action::SendPing(_)));
+        assert!(matches!(next(&mut k, true).await, Action::SendPing));
         assert_eq!(next(&mut k, true).await, Action::TimedOut);
         assert_eq!(start.elapsed(), 15 * S);
         assert_eq!(k.timeout(), 5 * S);
@@ -181,7 +178,7 @@ mod tests {
         let mut pings = 0;
         loop {
             match next(&mut k, true).await {
-                Action::SendPing(_) => pings += 1,
+                Action::SendPing => pings += 1,
                 Action::TimedOut => break,
                 Action::Nothing => unreachable!(),
             }
@@ -194,11 +191,11 @@ mod tests {
     async fn no_timeout_while_not_reading() {
         let start = Instant::now();
         let mut k = Keepalive::new(10 * S, 5 * S);
-        assert!(matches!(next(&mut k, false).await, Action::SendPing(_)));
-        assert!(matches!(next(&mut k, false).await, Action::SendPing(_)));
+        assert!(matches!(next(&mut k, false).await, Action::SendPing));
+        assert!(matches!(next(&mut k, false).await, Action::SendPing));
         assert_eq!(start.elapsed(), 20 * S);
         // Reading again: the next ping is waited for.
-        assert!(matches!(next(&mut k, true).await, Action::SendPing(_)));
+        assert!(matches!(next(&mut k, true).await, Action::SendPing));
         assert_eq!(next(&mut k, true).await, Action::TimedOut);
         assert_eq!(start.elapsed(), 35 * S);
     }
@@ -207,10 +204,10 @@ mod tests {
     async fn late_answers_still_count() {
         let start = Instant::now();
         let mut k = Keepalive::new(10 * S, 5 * S);
-        assert!(matches!(next(&mut k, true).await, Action::SendPing(_)));
+        assert!(matches!(next(&mut k, true).await, Action::SendPing));
         tokio::time::advance(4 * S).await;
         k.on_received();
-        assert!(matches!(next(&mut k, true).await, Action::SendPing(_)));
+        assert!(matches!(next(&mut k, true).await, Action::SendPing));
         assert_eq!(start.elapsed(), 20 * S);
     }
 

@@ -97,8 +97,8 @@ mod url;
 pub use abort::{AbortController, AbortSignal};
 pub use client::ConnectError;
 pub use error::{
-    AbortReason, CancelReason, ClosedError, ConnectionError, DomException, DomExceptionName,
-    OpenError, StreamError, TypeError, WebSocketError,
+    AbortReason, CancelReason, CloseCodes, ClosedError, ConnectionError, DomException,
+    DomExceptionName, OpenError, PingError, StreamError, TypeError, WebSocketError,
 };
 pub use options::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, DEFAULT_USER_AGENT, WebSocketStreamOptions,
@@ -108,7 +108,7 @@ pub use redirect::RedirectError;
 /// The rustls version this crate is built with, for [`TlsOptions`] and
 /// [`server::TlsAcceptor`] (`rustls::ClientConfig`, `rustls::pki_types::CertificateDer`, …).
 pub use rustls;
-pub use stream::{Closed, Opened, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream};
+pub use stream::{Closed, Opened, Ping, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream};
 pub use streams::{
     FlushFuture, ReadFuture, WebSocketReadable, WebSocketReader, WebSocketWritable,
     WebSocketWriter, WriteFuture,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use wsstream_proto::ext::deflate::{DeflateConfig, DeflateParams};
 
 use crate::abort::AbortSignal;
+use crate::error::CloseCodes;
 use crate::proxy::Proxy;
 use crate::transport::tls::TlsOptions;
 
@@ -96,6 +97,11 @@ pub struct WebSocketStreamOptions {
     /// config's threshold (1 KiB) are sent uncompressed; inflation is capped at
     /// `max_message_size` while inflating. `None` offers nothing.
     pub compression: Option<DeflateConfig>,
+    /// Which codes [`WebSocketStream::close`](crate::WebSocketStream::close) accepts.
+    /// Default [`CloseCodes::Browser`] (1000 or 3000–4999, as the web-platform tests
+    /// require); [`CloseCodes::Protocol`] allows every code RFC 6455 §7.4 allows on the
+    /// wire (1001 going away, 1008 policy violation, 1011 internal error, …).
+    pub close_codes: CloseCodes,
 }
 
 impl Default for WebSocketStreamOptions {
@@ -115,6 +121,7 @@ impl Default for WebSocketStreamOptions {
             tcp_keepalive: None,
             max_redirects: 0,
             compression: Some(DeflateConfig::default()),
+            close_codes: CloseCodes::Browser,
         }
     }
 }

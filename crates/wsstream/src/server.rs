@@ -73,6 +73,16 @@ pub struct ServerOptions {
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s). Past it the upgrade fails with
     /// [`AcceptError::Timeout`] and the stream is closed. `None` waits forever.
     pub handshake_timeout: Option<Duration>,
+    /// Keepalive: send a Ping every `ping_interval` while the connection is open, to keep
+    /// intermediaries from dropping an idle connection and to notice a client that is gone.
+    /// Default `None` (no pings).
+    pub ping_interval: Option<Duration>,
+    /// With [`ping_interval`](Self::ping_interval): when nothing at all arrives within this
+    /// time after a Ping, the client is considered gone and the connection closes
+    /// uncleanly (1006; the WebSocketError's source says the peer stopped answering). Not
+    /// enforced while the application leaves a received message unread. Default
+    /// [`DEFAULT_PING_TIMEOUT`](crate::DEFAULT_PING_TIMEOUT) (20 s).
+    pub ping_timeout: Duration,
 }
 
 /// Default [`ServerOptions::handshake_timeout`], also applied by [`read_request`] and
@@ -87,6 +97,8 @@ impl Default for ServerOptions {
             send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
             compression: Some(DeflateConfig::default()),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            ping_interval: None,
+            ping_timeout: crate::DEFAULT_PING_TIMEOUT,
         }
     }
 }
@@ -335,7 +347,7 @@ impl<S: AsyncIo> UpgradeRequest<S> {
             .await?;
         let scheme = if self.secure { "wss" } else { "ws" };
         let url = format!("{scheme}://{}{}", self.request.host, self.request.resource);
-        let shared = Shared::connecting(url);
+        let shared = Shared::connecting(url, crate::CloseCodes::Protocol);
         shared.core().open(
             Role::Server,
             conn,
@@ -347,7 +359,10 @@ impl<S: AsyncIo> UpgradeRequest<S> {
             extensions: extensions.unwrap_or_default(),
         }));
         let stream = WebSocketStream::from_shared(shared.clone());
-        tokio::spawn(Driver::new(shared, options.close_timeout, None));
+        let keepalive = options
+            .ping_interval
+            .map(|interval| crate::keepalive::Keepalive::new(interval, options.ping_timeout));
+        tokio::spawn(Driver::new(shared, options.close_timeout, keepalive));
         Ok(stream)
     }
 

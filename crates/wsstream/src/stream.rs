@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::conn::{Handle, OpenState, Shared};
-use crate::error::{ConnectionError, DomException, validate_close_info};
+use crate::error::{ConnectionError, DomException, PingError, validate_close_info};
 use crate::options::WebSocketStreamOptions;
 use crate::promise::Wait;
 use crate::streams::{WebSocketReadable, WebSocketWritable};
@@ -90,7 +90,7 @@ impl WebSocketStream {
                 "WebSocketStream::new must be called within a tokio runtime",
             )
         })?;
-        let shared = Shared::connecting(url.to_string());
+        let shared = Shared::connecting(url.to_string(), options.close_codes);
         let stream = Self {
             handle: Handle::new(shared.clone()),
         };
@@ -139,10 +139,17 @@ impl WebSocketStream {
         }
     }
 
-    /// `close(closeInfo)` (B44–B49): validates the code (1000 or 3000–4999, else
-    /// `InvalidAccessError`) and then the reason (at most 123 bytes, else `SyntaxError`),
-    /// then starts the closing handshake — or, during the opening handshake, fails the
-    /// connection. The outcome is observed through [`closed`](Self::closed).
+    /// `close(closeInfo)`: validates the code, then the reason (at most 123 bytes of
+    /// UTF-8, else `SyntaxError`), then starts the closing handshake — or, during the
+    /// opening handshake, fails the connection. The outcome is observed through
+    /// [`closed`](Self::closed).
+    ///
+    /// Which codes are accepted (else `InvalidAccessError`): on a client stream, the
+    /// browser's rule, 1000 or 3000–4999 (what the web-platform tests check), unless its
+    /// options chose [`CloseCodes::Protocol`](crate::CloseCodes::Protocol); on a server
+    /// stream, every code RFC 6455 §7.4 allows on the wire: 1000–1003, 1007–1014 (1001
+    /// going away, 1008 policy violation, 1011 internal error, 1012 service restart, 1013
+    /// try again later, …) and 3000–4999. Without a code, a non-empty reason sends 1000.
     ///
     /// Nothing written is lost: every write accepted before `close()` is sent first, its
     /// future resolves, and the Close frame follows it (as Chromium does; a peer that
@@ -150,9 +157,34 @@ impl WebSocketStream {
     /// `InvalidStateError`. The close timeout bounds the whole: sending what is queued
     /// and the closing handshake.
     pub fn close(&self, info: WebSocketCloseInfo) -> Result<(), DomException> {
-        let code = validate_close_info(&info)?;
+        let code = validate_close_info(&info, self.handle.close_codes())?;
         self.handle.close(code, &info.reason);
         Ok(())
+    }
+
+    /// Sends a Ping (beyond the browser API) and resolves with the round-trip time when
+    /// the matching Pong arrives. A Pong answers its Ping and every earlier one (a peer may
+    /// answer only the most recent Ping, RFC 6455 §5.5.3); unsolicited Pongs are ignored.
+    /// Fails with [`PingError::NotOpen`] if the connection is not open (or is closing),
+    /// with [`PingError::Closed`] if it closes first.
+    ///
+    /// The Pong is read with the messages: while the application leaves a received
+    /// message unread (receive backpressure), a Pong behind it waits too.
+    ///
+    /// ```no_run
+    /// # async fn demo(wss: wsstream::WebSocketStream) -> Result<(), wsstream::PingError> {
+    /// let rtt = wss.ping().await?;
+    /// println!("round trip: {rtt:?}");
+    /// # Ok(()) }
+    /// ```
+    pub fn ping(&self) -> Ping {
+        let promise = Arc::new(crate::promise::Promise::new());
+        if let Err(e) = self.handle.core().ping(Some(promise.clone())) {
+            promise.settle(Err(e));
+        }
+        Ping {
+            wait: Wait { promise },
+        }
     }
 }
 
@@ -228,5 +260,23 @@ impl Future for Closed {
             this.shared.awaiting_closed();
         }
         poll
+    }
+}
+
+/// The future of [`WebSocketStream::ping`]: the round-trip time of one Ping.
+pub struct Ping {
+    wait: Wait<Result<std::time::Duration, PingError>>,
+}
+
+impl std::fmt::Debug for Ping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ping").finish_non_exhaustive()
+    }
+}
+
+impl Future for Ping {
+    type Output = Result<std::time::Duration, PingError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().wait).poll(cx)
     }
 }

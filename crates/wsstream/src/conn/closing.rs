@@ -18,11 +18,18 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWrite;
+use tokio::time::Instant;
 use wsstream_proto::{CloseCode, State};
 
-use super::{Core, Phase};
+use super::{Core, PendingPing, Phase, PingPromise};
 use crate::WebSocketCloseInfo;
-use crate::error::{AbortReason, CancelReason, ConnectionError, StreamError, WebSocketError};
+use crate::error::{
+    AbortReason, CancelReason, ConnectionError, PingError, StreamError, WebSocketError,
+};
+
+/// After failing the connection, at most this much of the peer's input is read and
+/// discarded while waiting for it to close (the lingering close).
+const LINGER_BYTES: usize = 16 << 20;
 
 /// What the close timer of the connection task waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +117,7 @@ impl Core {
         // A code the application may not send (e.g. 1006 from a connection-made error)
         // falls back to no code and no reason.
         let (code, text) = match code {
-            Some(c) if !CloseCode(c).is_allowed_for_application() => (None, String::new()),
+            Some(c) if !self.close_codes.allows(c) => (None, String::new()),
             other => (other, text),
         };
         self.request_close(code, &text);
@@ -145,13 +152,52 @@ impl Core {
         self.closing.requested = None;
     }
 
-    /// Sends a keepalive Ping while the connection is open.
-    pub(crate) fn send_ping(&mut self, payload: &[u8]) {
+    /// Sends a Ping while the connection is open and not closing; `waiter` (a `ping()`
+    /// future) settles with the round-trip time when its Pong arrives. The payload is the
+    /// ping's number, so each Pong names the ping it answers.
+    pub(crate) fn ping(&mut self, waiter: Option<Arc<PingPromise>>) -> Result<(), PingError> {
+        /// Pings waiting for their Pong, at most.
+        const MAX_PINGS: usize = 1024;
         let Some(conn) = self.conn.as_mut() else {
+            return Err(PingError::NotOpen);
+        };
+        if self.phase != Phase::Open
+            || conn.state() != State::Open
+            || self.closing.requested.is_some()
+        {
+            return Err(PingError::NotOpen);
+        }
+        if self.pings.len() >= MAX_PINGS {
+            return Err(PingError::TooMany);
+        }
+        self.ping_seq += 1;
+        let payload = self.ping_seq.to_be_bytes();
+        if conn.ping(&payload).is_err() {
+            return Err(PingError::NotOpen);
+        }
+        self.pings.push_back(PendingPing {
+            payload,
+            sent: Instant::now(),
+            waiter,
+        });
+        if self.make_progress() {
+            self.hub.wake_driver();
+        }
+        Ok(())
+    }
+
+    /// A Pong arrived: it answers the ping with its payload and every earlier one (a peer
+    /// may answer only the most recent ping, RFC 6455 §5.5.3). An unsolicited Pong, or one
+    /// with a payload we never sent, is ignored.
+    pub(super) fn on_pong(&mut self, payload: &[u8]) {
+        let Some(at) = self.pings.iter().position(|p| p.payload[..] == *payload) else {
             return;
         };
-        if self.phase == Phase::Open && conn.state() == State::Open && conn.ping(payload).is_ok() {
-            self.make_progress();
+        let now = Instant::now();
+        for ping in self.pings.drain(..=at) {
+            if let Some(waiter) = ping.waiter {
+                waiter.settle(Ok(now.saturating_duration_since(ping.sent)));
+            }
         }
     }
 
@@ -216,9 +262,17 @@ impl Core {
             State::Closed | State::Failed if !transmitted => Some(TimerPhase::AwaitingClose),
             State::Closed | State::Failed => {
                 if state == State::Failed {
-                    // A failed connection is closed at once.
-                    self.finish();
-                    return true;
+                    // Lingering close, as HTTP servers do: our Close (with the reason of
+                    // the failure) is sent; closing the socket now, with the peer's data
+                    // still unread, would make the kernel reset the connection and the peer
+                    // might never read that Close. So the write side is shut down and the
+                    // input read and discarded until the peer closes, for at most
+                    // `LINGER_BYTES` and the TCP-close wait.
+                    self.closing.lingering = true;
+                    if self.closing.lingered > LINGER_BYTES {
+                        self.finish();
+                        return true;
+                    }
                 }
                 // Shutting down our write side (over TLS: close_notify first) tells the
                 // peer we are done. RFC 6455 §7.1.1: the server then closes TCP; the
@@ -232,7 +286,10 @@ impl Core {
                         }
                     }
                 }
-                if self.role == wsstream_proto::Role::Server && self.output.shutdown {
+                if self.role == wsstream_proto::Role::Server
+                    && self.output.shutdown
+                    && state != State::Failed
+                {
                     self.finish();
                     return true;
                 }
@@ -268,6 +325,11 @@ impl Core {
         let clean =
             received.is_some() && conn.close_sent() && transmitted && failure.is_none() && !unsent;
         drop(conn);
+        for ping in self.pings.drain(..) {
+            if let Some(waiter) = ping.waiter {
+                waiter.settle(Err(PingError::Closed));
+            }
+        }
         self.io = None;
         self.input.rbuf = BytesMut::new();
         self.closing.timer = None;

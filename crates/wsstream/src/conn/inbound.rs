@@ -59,7 +59,8 @@ impl Core {
                 Event::Message(message) => self.queue_message(message),
                 Event::Close(_) => self.on_peer_close(),
                 Event::Failed(_) => self.on_failure(),
-                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Pong(payload) => self.on_pong(&payload),
+                Event::Ping(_) => {}
             }
         }
         moved
@@ -107,10 +108,11 @@ impl Core {
             && !self.input.eof
             && self.io.is_some()
             && self.closing.io_error.is_none()
-            && self
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.state() != State::Failed)
+            && (self.closing.lingering
+                || self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.state() != State::Failed))
             && (self.queue_has_room() || self.readable.finished_input)
     }
 
@@ -165,6 +167,9 @@ impl Core {
             }
             Poll::Ready(Ok(n)) => {
                 input.received = true;
+                if self.closing.lingering {
+                    self.closing.lingered += n;
+                }
                 if n == spare && input.read_size < MAX_READ_SIZE {
                     input.read_size *= 2;
                 }

@@ -51,12 +51,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::BytesMut;
 use tokio::sync::Notify;
 use wsstream_proto::{Connection, Message, Role};
 
 use crate::WebSocketCloseInfo;
-use crate::error::{ConnectionError, StreamError};
+use crate::error::{CloseCodes, ConnectionError, PingError, StreamError};
 use crate::promise::Promise;
 use crate::transport::Transport;
 
@@ -102,6 +104,8 @@ pub(crate) struct Shared {
     pub(crate) opened: Arc<OpenedPromise>,
     pub(crate) closed: Arc<ClosedPromise>,
     url: String,
+    /// Which codes `close()` accepts.
+    close_codes: CloseCodes,
     /// Live user handles (stream, readable, writable, reader, writer).
     handles: AtomicUsize,
     /// Wakes the connecting task when `close()` is called or every handle is dropped.
@@ -109,16 +113,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// A connection that is still connecting.
-    pub(crate) fn connecting(url: String) -> Arc<Self> {
+    /// A connection that is still connecting; `close()` accepts `close_codes`.
+    pub(crate) fn connecting(url: String, close_codes: CloseCodes) -> Arc<Self> {
         let hub = Arc::new(WakeHub::default());
         let closed = Arc::new(Promise::new());
+        let mut core = Core::new(hub.clone(), closed.clone());
+        core.close_codes = close_codes;
         Arc::new(Self {
-            core: Mutex::new(Core::new(hub.clone(), closed.clone())),
+            core: Mutex::new(core),
             hub,
             opened: Arc::new(Promise::new()),
             closed,
             url,
+            close_codes,
             handles: AtomicUsize::new(0),
             interrupt: Notify::new(),
         })
@@ -134,6 +141,11 @@ impl Shared {
     /// The URL, serialised.
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Which codes `close()` accepts.
+    pub(crate) fn close_codes(&self) -> CloseCodes {
+        self.close_codes
     }
 
     /// Resolves when `close()` is called or every handle is dropped during the handshake.
@@ -332,6 +344,11 @@ struct Closing {
     unresponsive: Option<Duration>,
     /// The timer the connection task should run now.
     timer: Option<TimerPhase>,
+    /// We failed the connection, sent our Close, and read and discard the peer's input
+    /// until it closes (bounded).
+    lingering: bool,
+    /// Bytes discarded while lingering.
+    lingered: usize,
 }
 
 /// Everything about one connection: the engine, the socket, both streams and the closing
@@ -368,7 +385,24 @@ pub(crate) struct Core {
     turn_epoch: u64,
     /// The connection task runs its turn tick.
     turn_timer_armed: bool,
+    /// Which codes a close may carry (for `close_using_reason`).
+    close_codes: CloseCodes,
+    /// Pings sent and not yet answered, oldest first.
+    pings: VecDeque<PendingPing>,
+    /// Numbers the pings: the payload of each is its number.
+    ping_seq: u64,
 }
+
+/// A Ping waiting for its Pong.
+struct PendingPing {
+    payload: [u8; 8],
+    sent: Instant,
+    /// The `ping()` future waiting for it (none for keepalive pings).
+    waiter: Option<Arc<PingPromise>>,
+}
+
+/// What a `ping()` future waits for.
+pub(crate) type PingPromise = Promise<Result<Duration, PingError>>;
 
 impl Core {
     fn new(hub: Arc<WakeHub>, closed: Arc<ClosedPromise>) -> Self {
@@ -414,6 +448,9 @@ impl Core {
             turn: false,
             turn_epoch: 0,
             turn_timer_armed: false,
+            close_codes: CloseCodes::Browser,
+            pings: VecDeque::new(),
+            ping_seq: 0,
         }
     }
 

@@ -446,16 +446,15 @@ struct RawConn {
 }
 
 impl RawConn {
-    /// Sends the 101 response without a subprotocol. A conforming client sends nothing
-    /// before the response, so nothing is lost by taking the stream out of `upgrade`.
+    /// Sends the 101 response without a subprotocol. Whatever the client sent past its
+    /// request head (a conforming client sends nothing before the response) is kept.
     async fn accept(upgrade: UpgradeRequest<TcpStream>) -> Option<Self> {
         let response = upgrade.request().accept(None, None, &[]);
-        let mut tcp = upgrade.into_inner();
+        let (mut tcp, leftover) = upgrade.into_parts();
         tcp.write_all(&response).await.ok()?;
-        Some(Self {
-            tcp,
-            buf: Vec::with_capacity(64 * 1024),
-        })
+        let mut buf = Vec::with_capacity(64 * 1024);
+        buf.extend_from_slice(&leftover);
+        Some(Self { tcp, buf })
     }
 
     async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {

@@ -52,6 +52,10 @@ pub enum ConnectError {
     /// [`max_redirects`](crate::WebSocketStreamOptions::max_redirects) of 0 a redirect
     /// is a [`Handshake`](Self::Handshake) error with its status instead.)
     Redirect(crate::RedirectError),
+    /// The server answered with a status other than `101` (401, 403, 404, 429, …; a
+    /// redirect is a [`Handshake`](Self::Handshake) error unless followed): its status,
+    /// headers and the first bytes of its body.
+    Rejected(crate::HandshakeRejection),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -69,6 +73,7 @@ impl std::fmt::Display for ConnectError {
                 write!(f, "the opening handshake timed out after {limit:?}")
             }
             Self::Redirect(_) => f.write_str("redirect not followed"),
+            Self::Rejected(_) => f.write_str("the server refused the upgrade"),
             Self::Extension(_) => f.write_str("the server's extension response is not acceptable"),
         }
     }
@@ -83,6 +88,7 @@ impl std::error::Error for ConnectError {
             Self::Proxy(e) => Some(e),
             Self::Redirect(e) => Some(e),
             Self::Extension(e) => Some(e),
+            Self::Rejected(e) => Some(e),
             _ => None,
         }
     }
@@ -100,6 +106,14 @@ impl ConnectError {
         }
     }
 
+    /// The server's refusal, for a [`Rejected`](Self::Rejected) handshake.
+    pub fn rejection(&self) -> Option<&crate::HandshakeRejection> {
+        match self {
+            Self::Rejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
+
     /// The rustls error behind a [`Tls`](Self::Tls) failure, e.g.
     /// `InvalidCertificate(UnknownIssuer)`, to match on the reason.
     pub fn tls_error(&self) -> Option<&rustls::Error> {
@@ -113,6 +127,8 @@ impl ConnectError {
 struct Established {
     io: Transport,
     leftover: BytesMut,
+    /// The `101` response head.
+    response: http::Response<()>,
     protocol: String,
     extensions: String,
     deflate: Option<(DeflateParams, DeflateConfig)>,
@@ -164,6 +180,7 @@ pub(crate) async fn run(
                 OpenState {
                     protocol: established.protocol,
                     extensions: established.extensions,
+                    response: established.response,
                 }
             }
             Ok(_) => {
@@ -221,7 +238,7 @@ fn fail(shared: &Shared, cause: AbortReason) {
 
 /// The outcome of one handshake attempt.
 enum Attempt {
-    Open(Established),
+    Open(Box<Established>),
     /// A redirect status with a `Location`.
     Redirect {
         error: HandshakeError,
@@ -269,7 +286,7 @@ async fn follow_redirects(
     let mut redirects = 0;
     loop {
         match connect_once(&current, options, &headers, stream.take()).await? {
-            Attempt::Open(established) => return Ok(established),
+            Attempt::Open(established) => return Ok(*established),
             Attempt::Redirect { error, .. } if max_redirects == 0 => {
                 return Err(ConnectError::Handshake(error));
             }
@@ -341,8 +358,8 @@ async fn connect_once(
     io.write_all(handshake.request())
         .await
         .map_err(ConnectError::from_io)?;
-    let (response, leftover) = match read_response(&mut io, &handshake).await? {
-        Response::Upgraded(response, leftover) => (response, leftover),
+    let (response, head, leftover) = match read_response(&mut io, &handshake).await? {
+        Response::Upgraded(response, head, leftover) => (response, head, leftover),
         Response::Redirect { error, location } => {
             return Ok(Attempt::Redirect { error, location });
         }
@@ -364,16 +381,17 @@ async fn connect_once(
         }
         _ => None,
     };
-    Ok(Attempt::Open(Established {
+    Ok(Attempt::Open(Box::new(Established {
         io,
         leftover,
+        response: head,
         protocol: response.protocol.unwrap_or_default(),
         extensions: deflate
             .as_ref()
             .map(|(params, _)| params.to_header_value())
             .unwrap_or_default(),
         deflate,
-    }))
+    })))
 }
 
 /// The byte stream to run TLS (for `wss://`) and the handshake over: TCP to the URL's
@@ -390,8 +408,12 @@ async fn connect_tcp(
 
 /// The server's answer to the upgrade request.
 enum Response {
-    /// `101`: the validated response and the bytes after its head.
-    Upgraded(wsstream_proto::handshake::HandshakeResponse, BytesMut),
+    /// `101`: the validated response, its head and the bytes after its head.
+    Upgraded(
+        wsstream_proto::handshake::HandshakeResponse,
+        http::Response<()>,
+        BytesMut,
+    ),
     /// A redirect status with a `Location` (followed only if the options allow it).
     Redirect {
         error: HandshakeError,
@@ -411,19 +433,59 @@ async fn read_response(
         }
         match handshake.parse_response(&buf) {
             Ok(Some((response, head))) => {
-                let _ = buf.split_to(head);
-                return Ok(Response::Upgraded(response, buf));
+                let head = buf.split_to(head);
+                let head = crate::handshake::response_head(&head);
+                return Ok(Response::Upgraded(response, head, buf));
             }
             Ok(None) => {}
             Err(error @ HandshakeError::Status { status, .. })
                 if crate::redirect::is_redirect(status) =>
             {
-                return match crate::redirect::location(&buf) {
-                    Some(location) => Ok(Response::Redirect { error, location }),
-                    None => Err(ConnectError::Handshake(error)),
-                };
+                if let Some(location) = crate::redirect::location(&buf) {
+                    return Ok(Response::Redirect { error, location });
+                }
+                return Err(refusal(io, buf, error).await);
+            }
+            Err(error @ HandshakeError::Status { .. }) => {
+                return Err(refusal(io, buf, error).await);
             }
             Err(e) => return Err(ConnectError::Handshake(e)),
         }
     }
+}
+
+/// The server refused the upgrade (`error` is the status): its head, and the first bytes of
+/// its body, those already read and what arrives within a moment (up to its
+/// `Content-Length` and [`REJECTION_BODY_LIMIT`](crate::handshake::REJECTION_BODY_LIMIT)).
+async fn refusal(io: &mut Transport, mut buf: BytesMut, error: HandshakeError) -> ConnectError {
+    use tokio::io::AsyncReadExt;
+    let HandshakeError::Status { reason, .. } = &error else {
+        return ConnectError::Handshake(error);
+    };
+    let mut slots = [httparse::EMPTY_HEADER; wsstream_proto::handshake::MAX_HEADERS];
+    let Ok(httparse::Status::Complete(head_len)) = httparse::Response::new(&mut slots).parse(&buf)
+    else {
+        return ConnectError::Handshake(error);
+    };
+    let head = crate::handshake::response_head(&buf[..head_len]);
+    let mut body = buf.split_off(head_len);
+    let limit = head
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok())
+        .unwrap_or(usize::MAX)
+        .min(crate::handshake::REJECTION_BODY_LIMIT);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+    while body.len() < limit {
+        match tokio::time::timeout_at(deadline, io.read_buf(&mut body)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+    body.truncate(limit);
+    ConnectError::Rejected(crate::HandshakeRejection::new(
+        head,
+        reason.clone(),
+        body.freeze(),
+    ))
 }

@@ -83,6 +83,7 @@ mod client;
 mod conn;
 mod driver;
 mod error;
+mod handshake;
 mod keepalive;
 mod options;
 mod promise;
@@ -100,6 +101,9 @@ pub use error::{
     AbortReason, CancelReason, CloseCodes, ClosedError, ConnectionError, DomException,
     DomExceptionName, OpenError, PingError, StreamError, TypeError, WebSocketError,
 };
+pub use handshake::HandshakeRejection;
+/// The `http` crate this crate's signatures use (`http::Response`, `http::HeaderMap`, …).
+pub use http;
 pub use options::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, DEFAULT_USER_AGENT, WebSocketStreamOptions,
 };
@@ -116,4 +120,7 @@ pub use streams::{
 pub use transport::AsyncIo;
 pub use transport::tls::{Roots, TlsOptions};
 pub use wsstream_proto::ext::deflate::{DeflateConfig, DeflateNegotiationError, DeflateParams};
+/// Why a handshake response was refused or a request could not be built
+/// ([`ConnectError::Handshake`]).
+pub use wsstream_proto::handshake::HandshakeError;
 pub use wsstream_proto::{Message, Utf8Bytes};

@@ -42,7 +42,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use wsstream_proto::ext::deflate::DeflateConfig;
-use wsstream_proto::handshake::{HandshakeRequest, RequestError, parse_request, reject_response};
+use wsstream_proto::handshake::{HandshakeError, HandshakeRequest, parse_request, reject_response};
 use wsstream_proto::{Connection, Role};
 
 use crate::WebSocketStream;
@@ -54,7 +54,9 @@ use crate::transport::{AsyncIo, Transport};
 pub use crate::transport::tls::TlsAcceptor;
 /// The server side of a TLS connection, as [`TlsAcceptor::accept`] returns it.
 pub use tokio_rustls::server::TlsStream;
+pub use wsstream_proto::config::ConfigError;
 pub use wsstream_proto::handshake::HandshakeRequest as Request;
+pub use wsstream_proto::handshake::RequestError;
 
 /// Limits of a server-side connection.
 #[derive(Clone, Debug)]
@@ -142,7 +144,12 @@ pub enum AcceptError {
     /// The client closed the connection before sending a complete request.
     Closed,
     /// Invalid [`ServerOptions`].
-    Config(wsstream_proto::config::ConfigError),
+    Config(ConfigError),
+    /// The response the application asked for cannot be sent: a subprotocol the client
+    /// did not offer (or not a token), or an extra header the handshake sets itself
+    /// (`Upgrade`, `Connection`, `Sec-WebSocket-*`) or that is not valid. Nothing was
+    /// sent; the stream has been closed.
+    Response(HandshakeError),
     /// The client did not complete the upgrade (TLS handshake, request head, response)
     /// within the handshake timeout, given here ([`ServerOptions::handshake_timeout`]);
     /// the stream has been closed.
@@ -157,6 +164,7 @@ impl std::fmt::Display for AcceptError {
             Self::Request(e) => write!(f, "bad upgrade request: {e}"),
             Self::Closed => f.write_str("the client closed the connection before the upgrade"),
             Self::Config(e) => e.fmt(f),
+            Self::Response(e) => write!(f, "the response cannot be sent: {e}"),
             Self::Timeout(limit) => {
                 write!(
                     f,
@@ -173,6 +181,7 @@ impl std::error::Error for AcceptError {
             Self::Io(e) | Self::Tls(e) => Some(e),
             Self::Request(e) => Some(e),
             Self::Config(e) => Some(e),
+            Self::Response(e) => Some(e),
             Self::Closed | Self::Timeout(_) => None,
         }
     }
@@ -286,7 +295,9 @@ pub async fn accept_tls<S: AsyncIo>(
 ) -> Result<WebSocketStream, AcceptError> {
     let deadline = Deadline::after(options.handshake_timeout);
     let upgrade = deadline.run(read_head_tls(io, tls)).await?;
-    upgrade.accept_by(None, options, deadline).await
+    upgrade
+        .accept_by(None, &http::HeaderMap::new(), options, deadline)
+        .await
 }
 
 /// Accepts an upgrade without a subprotocol: [`read_request`] then
@@ -298,7 +309,9 @@ pub async fn accept<S: AsyncIo>(
 ) -> Result<WebSocketStream, AcceptError> {
     let deadline = Deadline::after(options.handshake_timeout);
     let upgrade = deadline.run(read_head(io)).await?;
-    upgrade.accept_by(None, options, deadline).await
+    upgrade
+        .accept_by(None, &http::HeaderMap::new(), options, deadline)
+        .await
 }
 
 impl<S: AsyncIo> UpgradeRequest<S> {
@@ -307,24 +320,52 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         &self.request
     }
 
-    /// Sends the 101 response with `protocol` (which should be one the client offered)
-    /// and returns a server-role stream whose `opened` is already resolved. Writing the
-    /// response is bounded by [`handshake_timeout`](ServerOptions::handshake_timeout).
+    /// Sends the 101 response with `protocol` and returns a server-role stream whose
+    /// `opened` is already resolved. Writing the response is bounded by
+    /// [`handshake_timeout`](ServerOptions::handshake_timeout).
+    ///
+    /// `protocol` must be one of the subprotocols the client offered (a client fails the
+    /// handshake on any other, RFC 6455 §4.1): anything else is refused with
+    /// [`AcceptError::Response`] before a byte is sent, so `opened` never reports a
+    /// protocol the response did not carry.
     pub async fn accept(
         self,
         protocol: Option<&str>,
         options: ServerOptions,
     ) -> Result<WebSocketStream, AcceptError> {
+        self.accept_with_headers(protocol, &http::HeaderMap::new(), options)
+            .await
+    }
+
+    /// [`accept`](Self::accept) with extra response headers (`Set-Cookie`, a server
+    /// name, …). The handshake's own headers (`Upgrade`, `Connection`,
+    /// `Sec-WebSocket-*`) cannot be given: they are refused with
+    /// [`AcceptError::Response`].
+    pub async fn accept_with_headers(
+        self,
+        protocol: Option<&str>,
+        headers: &http::HeaderMap,
+        options: ServerOptions,
+    ) -> Result<WebSocketStream, AcceptError> {
         let deadline = Deadline::after(options.handshake_timeout);
-        self.accept_by(protocol, options, deadline).await
+        self.accept_by(protocol, headers, options, deadline).await
     }
 
     async fn accept_by(
         mut self,
         protocol: Option<&str>,
+        headers: &http::HeaderMap,
         options: ServerOptions,
         deadline: Deadline,
     ) -> Result<WebSocketStream, AcceptError> {
+        if let Some(protocol) = protocol {
+            if !self.request.protocols.iter().any(|p| p == protocol) {
+                return Err(AcceptError::Response(HandshakeError::ProtocolNotOffered(
+                    protocol.to_owned(),
+                )));
+            }
+        }
+        let extra = extra_headers(headers)?;
         let negotiated = options
             .compression
             .as_ref()
@@ -341,7 +382,10 @@ impl<S: AsyncIo> UpgradeRequest<S> {
             ..Default::default()
         };
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
-        let response = self.request.accept(protocol, extensions.as_deref(), &[]);
+        let response = self
+            .request
+            .try_accept(protocol, extensions.as_deref(), &extra)
+            .map_err(AcceptError::Response)?;
         deadline
             .run(async { Ok(self.io.write_all(&response).await?) })
             .await?;
@@ -357,6 +401,7 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         shared.opened.settle(Ok(OpenState {
             protocol: protocol.unwrap_or_default().to_owned(),
             extensions: extensions.unwrap_or_default(),
+            response: crate::handshake::response_head(&response),
         }));
         let stream = WebSocketStream::from_shared(shared.clone());
         let keepalive = options
@@ -374,8 +419,67 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         self.io.shutdown().await
     }
 
-    /// The underlying stream, for a caller that answers the request itself.
-    pub fn into_inner(self) -> S {
-        self.io
+    /// Refuses the upgrade with `status`, extra `headers` (`WWW-Authenticate` with 401,
+    /// `Retry-After` with 429 or 503, …) and `body`, then closes the stream. The response
+    /// always carries `Content-Length` and `Connection: close` (given ones are replaced).
+    pub async fn reject_with_headers(
+        mut self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> io::Result<()> {
+        let mut out = Vec::with_capacity(256 + body.len());
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 {} {}\r\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+            .as_bytes(),
+        );
+        for (name, value) in headers {
+            if matches!(
+                *name,
+                http::header::CONTENT_LENGTH
+                    | http::header::CONNECTION
+                    | http::header::TRANSFER_ENCODING
+            ) {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(
+            format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(body);
+        self.io.write_all(&out).await?;
+        self.io.shutdown().await
     }
+
+    /// The underlying stream and the bytes already read from it past the request head
+    /// (the start of what the client sent next), for a caller that answers the request
+    /// itself: feed those bytes first.
+    pub fn into_parts(self) -> (S, bytes::Bytes) {
+        (self.io, self.leftover.freeze())
+    }
+}
+
+/// Extra response headers as the engine takes them (names and values it validates).
+fn extra_headers(headers: &http::HeaderMap) -> Result<Vec<(String, String)>, AcceptError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().map_err(|_| {
+                AcceptError::Response(HandshakeError::InvalidHeader(name.as_str().to_owned()))
+            })?;
+            Ok((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect()
 }

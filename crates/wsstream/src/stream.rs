@@ -23,6 +23,9 @@ pub struct WebSocketOpenInfo {
     pub extensions: String,
     /// The negotiated subprotocol, `""` if none.
     pub protocol: String,
+    /// The `101 Switching Protocols` response of the opening handshake, status and headers
+    /// (beyond the browser API): the one a client received, or the one a server sent.
+    pub response: http::Response<()>,
 }
 
 /// A close code and reason: the argument of [`WebSocketStream::close`] and the value
@@ -221,6 +224,7 @@ impl Future for Opened {
                 writable: WebSocketWritable::new(Handle::new(this.shared.clone())),
                 extensions: state.extensions,
                 protocol: state.protocol,
+                response: state.response,
             })),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,

@@ -87,7 +87,7 @@ async fn serve<S: wsstream::AsyncIo>(
             .collect(),
     });
     if let Some((status, location)) = routes(&resource) {
-        let mut io = upgrade.into_inner();
+        let (mut io, _) = upgrade.into_parts();
         let response =
             format!("HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
         let _ = io.write_all(response.as_bytes()).await;
@@ -281,9 +281,9 @@ async fn mute_server() -> (u16, mpsc::UnboundedReceiver<Vec<u8>>) {
             tokio::spawn(async move {
                 let upgrade = server::read_request(tcp).await.unwrap();
                 let response = upgrade.request().accept(None, None, &[]);
-                let mut io = upgrade.into_inner();
+                let (mut io, leftover) = upgrade.into_parts();
                 io.write_all(&response).await.unwrap();
-                let mut received = Vec::new();
+                let mut received = leftover.to_vec();
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = io.read(&mut buf).await {
                     if n == 0 {

@@ -72,6 +72,8 @@ use wake::WakeHub;
 pub(crate) struct OpenState {
     pub(crate) protocol: String,
     pub(crate) extensions: String,
+    /// The `101` response (received by a client, sent by a server).
+    pub(crate) response: http::Response<()>,
 }
 
 pub(crate) type OpenedPromise = Promise<Result<OpenState, ConnectionError>>;

@@ -215,6 +215,7 @@ fn abort(shared: &Shared, reason: AbortReason) {
 /// B21: the connection closed before it was established: `opened` fails with a
 /// WebSocketError without code, `closed` with a different one with code 1006.
 fn fail(shared: &Shared, cause: AbortReason) {
+    crate::trace::handshake_failed(shared.span(), &*cause);
     shared.core().set_closed_before_open();
     let opened = WebSocketError::from_connection(
         "WebSocket closed before handshake complete",

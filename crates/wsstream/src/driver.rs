@@ -48,6 +48,9 @@ impl Driver {
         close_timeout: Duration,
         keepalive: Option<Keepalive>,
     ) -> Self {
+        if let Some(Ok(state)) = shared.opened.get() {
+            crate::trace::opened(shared.span(), &state.protocol, &state.extensions);
+        }
         Self {
             shared,
             close_timeout,

@@ -92,6 +92,7 @@ mod redirect;
 pub mod server;
 mod stream;
 mod streams;
+mod trace;
 mod transport;
 mod url;
 

@@ -50,6 +50,11 @@ impl<T: Clone> Promise<T> {
         true
     }
 
+    /// The value, if settled.
+    pub(crate) fn get(&self) -> Option<T> {
+        self.lock().value.clone()
+    }
+
     pub(crate) fn poll_get(&self, cx: &mut Context<'_>) -> Poll<T> {
         let mut state = self.lock();
         if let Some(value) = &state.value {

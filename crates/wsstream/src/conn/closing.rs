@@ -147,7 +147,8 @@ impl Core {
 
     /// We failed the connection (the peer violated the protocol; our Close with the
     /// reason is queued).
-    pub(super) fn on_failure(&mut self) {
+    pub(super) fn on_failure(&mut self, error: &wsstream_proto::ProtocolError) {
+        crate::trace::protocol_violation(&self.span, error, error.close_code().0);
         self.readable.finished_input = true;
         self.closing.requested = None;
     }
@@ -214,6 +215,7 @@ impl Core {
 
     /// The keepalive gave up: nothing arrived within `timeout` of a ping.
     pub(crate) fn peer_unresponsive(&mut self, timeout: Duration) {
+        crate::trace::unresponsive(&self.span, timeout);
         self.closing.unresponsive = Some(timeout);
         self.finish();
     }
@@ -339,6 +341,7 @@ impl Core {
             .map(|f| f.reason.to_string())
             .unwrap_or_default();
         if clean {
+            crate::trace::closed(&self.span, code, &reason, true, None);
             self.closed.settle(Ok(WebSocketCloseInfo {
                 close_code: Some(code),
                 reason,
@@ -359,6 +362,7 @@ impl Core {
             } else {
                 CloseCause::Eof
             };
+            crate::trace::closed(&self.span, code, &reason, false, Some(&cause));
             let source: AbortReason = Arc::new(cause);
             let error = Arc::new(WebSocketError::from_connection(
                 "WebSocket was not cleanly closed",

@@ -58,7 +58,7 @@ impl Core {
             match event {
                 Event::Message(message) => self.queue_message(message),
                 Event::Close(_) => self.on_peer_close(),
-                Event::Failed(_) => self.on_failure(),
+                Event::Failed(error) => self.on_failure(&error),
                 Event::Pong(payload) => self.on_pong(&payload),
                 Event::Ping(_) => {}
             }

@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     url: String,
     /// Which codes `close()` accepts.
     close_codes: CloseCodes,
+    /// The connection's `tracing` span.
+    span: crate::trace::Span,
     /// Live user handles (stream, readable, writable, reader, writer).
     handles: AtomicUsize,
     /// Wakes the connecting task when `close()` is called or every handle is dropped.
@@ -119,8 +121,10 @@ impl Shared {
     pub(crate) fn connecting(url: String, close_codes: CloseCodes) -> Arc<Self> {
         let hub = Arc::new(WakeHub::default());
         let closed = Arc::new(Promise::new());
+        let span = crate::trace::connection(&url);
         let mut core = Core::new(hub.clone(), closed.clone());
         core.close_codes = close_codes;
+        core.span = span.clone();
         Arc::new(Self {
             core: Mutex::new(core),
             hub,
@@ -128,6 +132,7 @@ impl Shared {
             closed,
             url,
             close_codes,
+            span,
             handles: AtomicUsize::new(0),
             interrupt: Notify::new(),
         })
@@ -148,6 +153,11 @@ impl Shared {
     /// Which codes `close()` accepts.
     pub(crate) fn close_codes(&self) -> CloseCodes {
         self.close_codes
+    }
+
+    /// The connection's `tracing` span.
+    pub(crate) fn span(&self) -> &crate::trace::Span {
+        &self.span
     }
 
     /// Resolves when `close()` is called or every handle is dropped during the handshake.
@@ -391,6 +401,8 @@ pub(crate) struct Core {
     close_codes: CloseCodes,
     /// Pings sent and not yet answered, oldest first.
     pings: VecDeque<PendingPing>,
+    /// The connection's `tracing` span.
+    span: crate::trace::Span,
     /// Numbers the pings: the payload of each is its number.
     ping_seq: u64,
 }
@@ -453,6 +465,7 @@ impl Core {
             close_codes: CloseCodes::Browser,
             pings: VecDeque::new(),
             ping_seq: 0,
+            span: crate::trace::none(),
         }
     }
 
@@ -471,6 +484,11 @@ impl Core {
         }
         self.phase = Phase::Open;
         self.role = role;
+        let role_name = match role {
+            Role::Client => "client",
+            Role::Server => "server",
+        };
+        crate::trace::open(&self.span, role_name, io.peer_addr());
         self.conn = Some(conn);
         self.io = Some(io);
         self.input.needs_input = leftover.is_empty();

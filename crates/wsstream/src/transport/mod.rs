@@ -55,6 +55,17 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// The peer's address, for TCP and TLS over TCP.
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(s) => s.peer_addr().ok(),
+            Self::Tls(s) => s.get_ref().0.peer_addr().ok(),
+            Self::Other(_) => None,
+        }
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -3,18 +3,28 @@
 # *server*: the suite's client connects to `wsstream serve` (/echo, the server-role
 # WebSocketStream through the public API, permessage-deflate on) and runs cases 1.* to 13.*.
 #
-# Usage: scripts/autobahn-server.sh
+# Usage: scripts/autobahn-server.sh [--update]
 #
 # Builds `cargo build --release --locked -p wsstream-cli`, starts `wsstream serve` on a free
 # loopback port, runs ../shared/autobahn/run-server-suite.sh (beside the repo; it installs the
 # Python 2.7 suite into a cached venv on first use) and stops the server it started. Strict:
-# a case passes only when its behavior and its behaviorClose are OK or INFORMATIONAL.
-# The last line printed is `autobahn-server: N passed, M failed`; reports go to
-# target/autobahn-server-reports.
+# a case passes only when its behavior and its behaviorClose are OK or INFORMATIONAL, and
+# every case's behavior and behaviorClose must match autobahn/expected-server.json (`--update`
+# rewrites that file from this run instead; commit the result).
+# The runner prints `autobahn-server: N passed, M failed`; the last line is the comparison
+# with the expectations. Reports go to target/autobahn-server-reports.
 #
 # Environment (all optional): AUTOBAHN_CASES (default "1.* ... 13.*"), AUTOBAHN_SERVER_RUNNER
 # (path to run-server-suite.sh), other AUTOBAHN_* variables are passed to the runner.
 set -euo pipefail
+
+UPDATE=0
+for arg in "$@"; do
+  case "$arg" in
+    --update) UPDATE=1 ;;
+    *) printf 'autobahn-server.sh: unknown argument %s (usage: scripts/autobahn-server.sh [--update])\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf 'autobahn-server.sh: %s\n' "$*" >&2; }
 die() { printf 'autobahn-server.sh: error: %s\n' "$*" >&2; exit 2; }
@@ -47,4 +57,25 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 log "wsstream serve is listening on 127.0.0.1:$PORT (pid $SERVER); cases: $AUTOBAHN_CASES"
-"$RUNNER" -r "$ROOT/target/autobahn-server-reports" "ws://127.0.0.1:$PORT/echo"
+status=0
+"$RUNNER" -r "$ROOT/target/autobahn-server-reports" "ws://127.0.0.1:$PORT/echo" || status=$?
+# Compare with the committed expectations (or rewrite them with --update).
+python3 - "$ROOT/target/autobahn-server-reports/index.json" "$ROOT/autobahn/expected-server.json" \
+  "$AUTOBAHN_AGENT" "$UPDATE" <<'PY' || status=1
+import json, sys
+report, expected_path, agent, update = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+cases = json.load(open(report)).get(agent, {})
+got = {cid: {"behavior": v["behavior"], "behaviorClose": v["behaviorClose"]} for cid, v in cases.items()}
+key = lambda c: tuple(int(p) if p.isdigit() else p for p in c.split("."))
+if update:
+    json.dump({k: got[k] for k in sorted(got, key=key)}, open(expected_path, "w"), indent=1)
+    print(f"autobahn-server: wrote {len(got)} cases to {expected_path}")
+    sys.exit(0)
+expected = json.load(open(expected_path))
+diff = [c for c in sorted(set(got) | set(expected), key=key) if got.get(c) != expected.get(c)]
+for c in diff[:50]:
+    print(f"autobahn-server: {c}: expected {expected.get(c)}, got {got.get(c)}")
+print(f"autobahn-server: {len(got) - len(diff)} of {len(expected)} cases match autobahn/expected-server.json")
+sys.exit(1 if diff else 0)
+PY
+exit "$status"

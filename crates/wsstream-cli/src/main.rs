@@ -11,7 +11,6 @@
 mod connect;
 mod demo;
 mod encoding;
-mod prefixed;
 mod report;
 mod serve;
 
@@ -27,6 +26,11 @@ use clap::{Parser, Subcommand};
     about = "WebSocket client, server and demo on the WebSocketStream API"
 )]
 struct Cli {
+    /// Log what the connections do on stderr (the wsstream crate's tracing events: the
+    /// handshake, closes with code, reason and cause, protocol violations, keepalive
+    /// timeouts): -v for INFO, -vv for DEBUG, -vvv for TRACE.
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +48,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.verbose > 0 {
+        let level = match cli.verbose {
+            1 => tracing::Level::INFO,
+            2 => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
+        };
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,7 +2,7 @@
 //! processes, compared on their output and exit status.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -275,6 +275,23 @@ fn echo_hi_through_a_pipe() {
         "{out:#?}"
     );
     server.expect_log("/echo: closed: code 1005");
+}
+
+#[test]
+fn verbose_logs_the_connections_events_on_stderr() {
+    let server = Server::start();
+    let out = run(&["-v", "connect", &server.url("/echo")], "hi\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["hi"]);
+    // The close event of the wsstream crate, with its code, in the connection's span.
+    assert!(
+        out.stderr.contains("closed") && out.stderr.contains("code=1005"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("wsstream{"), "{out:#?}");
+    // Without -v, nothing of it.
+    let quiet = run(&["connect", &server.url("/echo")], "hi\n");
+    assert!(!quiet.stderr.contains("code=1005"), "{quiet:#?}");
 }
 
 #[test]
@@ -706,6 +723,47 @@ fn oversized_request_head_is_refused() {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+}
+
+#[test]
+fn a_client_that_trickles_its_request_is_cut_off_after_10_s() {
+    let server = Server::start();
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .expect("read timeout");
+    let start = Instant::now();
+    // One byte every 250 ms: the head would take far longer than 10 s to arrive.
+    let head = b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    let mut cut_off = None;
+    for byte in head.iter().cycle().take(120) {
+        if stream.write_all(&[*byte]).is_err() {
+            cut_off = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                panic!(
+                    "unexpected response {:?}",
+                    String::from_utf8_lossy(&buf[..n])
+                )
+            }
+            // Nothing yet: the read timed out.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // End of stream or a reset: cut off.
+            Ok(_) | Err(_) => {
+                cut_off = Some(start.elapsed());
+                break;
+            }
+        }
+    }
+    let cut_off = cut_off.expect("the server kept the trickling connection open");
+    assert!(
+        cut_off >= Duration::from_secs(9) && cut_off < Duration::from_secs(15),
+        "{cut_off:?}"
+    );
+    server.expect_log("no complete request within 10 s: closed");
 }
 
 // --- TLS ----------------------------------------------------------------------------

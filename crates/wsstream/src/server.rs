@@ -12,6 +12,21 @@
 //! # let _ = info; Ok(()) }
 //! ```
 //!
+//! ## Inside an HTTP server (hyper, axum, …)
+//!
+//! A server that parses HTTP itself holds the upgrade request as `http` types, and
+//! serves pages and WebSocket routes on one port. [`HttpUpgrade::from_request`] validates
+//! such a request with the same rules as [`read_request`] (RFC 6455 §4.2.1; an invalid
+//! one gets [`error_response`]: 400, or 426 with `Sec-WebSocket-Version: 13`),
+//! [`HttpUpgrade::accept`] returns the `101` as an `http::Response<()>` for the server to
+//! send, and [`Accepted::into_stream`] runs the connection over the I/O the server hands
+//! over afterwards. Two features wrap this for the common servers, neither on by default:
+//!
+//! * `hyper`: `server::hyper::HyperUpgrade` in a hyper 1.x service, returning the `101`
+//!   and a future of the stream;
+//! * `axum` (implies `hyper`): the `server::axum::WebSocketUpgrade` extractor, whose
+//!   `on_upgrade` runs a callback with the stream.
+//!
 //! ## TLS (`wss://`)
 //!
 //! TLS is a layer below the upgrade: make a [`TlsAcceptor`] once (from PEM files with
@@ -50,6 +65,15 @@ use crate::conn::{OpenState, Shared};
 use crate::driver::Driver;
 use crate::options::DEFAULT_CLOSE_TIMEOUT;
 use crate::transport::{AsyncIo, Transport};
+
+mod http_upgrade;
+
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "hyper")]
+pub mod hyper;
+
+pub use http_upgrade::{Accepted, HttpUpgrade, error_response};
 
 pub use crate::transport::tls::TlsAcceptor;
 /// The server side of a TLS connection, as [`TlsAcceptor::accept`] returns it.
@@ -294,10 +318,15 @@ pub async fn accept_tls<S: AsyncIo>(
     options: ServerOptions,
 ) -> Result<WebSocketStream, AcceptError> {
     let deadline = Deadline::after(options.handshake_timeout);
-    let upgrade = deadline.run(read_head_tls(io, tls)).await?;
-    upgrade
-        .accept_by(None, &http::HeaderMap::new(), options, deadline)
+    let accepted = async {
+        let upgrade = deadline.run(read_head_tls(io, tls)).await?;
+        upgrade
+            .accept_by(None, &http::HeaderMap::new(), options, deadline)
+            .await
+    };
+    accepted
         .await
+        .inspect_err(|e| crate::trace::accept_failed(e))
 }
 
 /// Accepts an upgrade without a subprotocol: [`read_request`] then
@@ -308,10 +337,15 @@ pub async fn accept<S: AsyncIo>(
     options: ServerOptions,
 ) -> Result<WebSocketStream, AcceptError> {
     let deadline = Deadline::after(options.handshake_timeout);
-    let upgrade = deadline.run(read_head(io)).await?;
-    upgrade
-        .accept_by(None, &http::HeaderMap::new(), options, deadline)
+    let accepted = async {
+        let upgrade = deadline.run(read_head(io)).await?;
+        upgrade
+            .accept_by(None, &http::HeaderMap::new(), options, deadline)
+            .await
+    };
+    accepted
         .await
+        .inspect_err(|e| crate::trace::accept_failed(e))
 }
 
 impl<S: AsyncIo> UpgradeRequest<S> {
@@ -358,57 +392,12 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         options: ServerOptions,
         deadline: Deadline,
     ) -> Result<WebSocketStream, AcceptError> {
-        if let Some(protocol) = protocol {
-            if !self.request.protocols.iter().any(|p| p == protocol) {
-                return Err(AcceptError::Response(HandshakeError::ProtocolNotOffered(
-                    protocol.to_owned(),
-                )));
-            }
-        }
-        let extra = extra_headers(headers)?;
-        let negotiated = options
-            .compression
-            .as_ref()
-            .and_then(|config| Some((config, config.negotiate(&self.request.extensions)?)));
-        let (deflate, extensions) = match negotiated {
-            Some((config, (params, header))) => (Some((params, config.clone())), Some(header)),
-            None => (None, None),
-        };
-        let config = wsstream_proto::Config {
-            deflate,
-            max_message_size: options.max_message_size,
-            max_frame_size: options.max_message_size,
-            send_buffer: options.send_buffer_size.max(1),
-            ..Default::default()
-        };
-        let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
-        let response = self
-            .request
-            .try_accept(protocol, extensions.as_deref(), &extra)
-            .map_err(AcceptError::Response)?;
+        let negotiated = Negotiated::new(&self.request, protocol, headers, &options)?;
         deadline
-            .run(async { Ok(self.io.write_all(&response).await?) })
+            .run(async { Ok(self.io.write_all(&negotiated.response).await?) })
             .await?;
-        let scheme = if self.secure { "wss" } else { "ws" };
-        let url = format!("{scheme}://{}{}", self.request.host, self.request.resource);
-        let shared = Shared::connecting(url, crate::CloseCodes::Protocol);
-        shared.core().open(
-            Role::Server,
-            conn,
-            Transport::from_io(self.io),
-            self.leftover,
-        );
-        shared.opened.settle(Ok(OpenState {
-            protocol: protocol.unwrap_or_default().to_owned(),
-            extensions: extensions.unwrap_or_default(),
-            response: crate::handshake::response_head(&response),
-        }));
-        let stream = WebSocketStream::from_shared(shared.clone());
-        let keepalive = options
-            .ping_interval
-            .map(|interval| crate::keepalive::Keepalive::new(interval, options.ping_timeout));
-        tokio::spawn(Driver::new(shared, options.close_timeout, keepalive));
-        Ok(stream)
+        let url = stream_url(&self.request, self.secure);
+        Ok(negotiated.start(url, Transport::from_io(self.io), self.leftover))
     }
 
     /// Refuses the upgrade with a plain HTTP response (e.g. 404) and closes the stream.
@@ -469,6 +458,132 @@ impl<S: AsyncIo> UpgradeRequest<S> {
     pub fn into_parts(self) -> (S, bytes::Bytes) {
         (self.io, self.leftover.freeze())
     }
+}
+
+/// What accepting an upgrade decided before a byte is sent, for both ways in (a byte
+/// stream read by [`read_request`], or a request an HTTP server parsed, [`HttpUpgrade`]):
+/// the engine configured with the negotiated parameters, and the `101` response.
+pub(crate) struct Negotiated {
+    conn: Connection,
+    /// The `101 Switching Protocols` response, as bytes.
+    response: Vec<u8>,
+    /// The same response as `http` types (what `opened` reports).
+    head: http::Response<()>,
+    /// The selected subprotocol (`""` for none).
+    protocol: String,
+    /// The `Sec-WebSocket-Extensions` value of the response (`""` for none).
+    extensions: String,
+    close_timeout: Duration,
+    /// `(ping_interval, ping_timeout)` when keepalive pings are on.
+    keepalive: Option<(Duration, Duration)>,
+}
+
+impl Negotiated {
+    /// Checks the application's answer to `request` and negotiates the connection:
+    ///
+    /// * `protocol` must be one the client offered (RFC 6455 §4.2.2 step 4: the value
+    ///   chosen MUST be one of the client's; a client fails the handshake on any other,
+    ///   §4.1), else [`AcceptError::Response`];
+    /// * permessage-deflate is accepted from the client's first acceptable offer when
+    ///   [`ServerOptions::compression`] allows it (RFC 7692 §5), else declined;
+    /// * `headers` may not hold the handshake's own headers or invalid ones
+    ///   ([`AcceptError::Response`]), and `options` must be valid ([`AcceptError::Config`]).
+    pub(crate) fn new(
+        request: &HandshakeRequest,
+        protocol: Option<&str>,
+        headers: &http::HeaderMap,
+        options: &ServerOptions,
+    ) -> Result<Self, AcceptError> {
+        if let Some(protocol) = protocol {
+            if !request.protocols.iter().any(|p| p == protocol) {
+                return Err(AcceptError::Response(HandshakeError::ProtocolNotOffered(
+                    protocol.to_owned(),
+                )));
+            }
+        }
+        let extra = extra_headers(headers)?;
+        let negotiated = options
+            .compression
+            .as_ref()
+            .and_then(|config| Some((config, config.negotiate(&request.extensions)?)));
+        let (deflate, extensions) = match negotiated {
+            Some((config, (params, header))) => (Some((params, config.clone())), Some(header)),
+            None => (None, None),
+        };
+        let config = wsstream_proto::Config {
+            deflate,
+            max_message_size: options.max_message_size,
+            max_frame_size: options.max_message_size,
+            send_buffer: options.send_buffer_size.max(1),
+            ..Default::default()
+        };
+        let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
+        let response = request
+            .try_accept(protocol, extensions.as_deref(), &extra)
+            .map_err(AcceptError::Response)?;
+        Ok(Self {
+            conn,
+            head: crate::handshake::response_head(&response),
+            response,
+            protocol: protocol.unwrap_or_default().to_owned(),
+            extensions: extensions.unwrap_or_default(),
+            close_timeout: options.close_timeout,
+            keepalive: options
+                .ping_interval
+                .map(|interval| (interval, options.ping_timeout)),
+        })
+    }
+
+    /// The `101` response as `http` types.
+    pub(crate) fn head(&self) -> &http::Response<()> {
+        &self.head
+    }
+
+    /// The selected subprotocol (`""` for none).
+    pub(crate) fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    /// The accepted `Sec-WebSocket-Extensions` value (`""` for none).
+    pub(crate) fn extensions(&self) -> &str {
+        &self.extensions
+    }
+
+    /// Runs the connection over `io`, whose next bytes (after `leftover`, bytes already
+    /// read past the request head) are the client's first frames, once the `101` has been
+    /// sent: a server-role stream whose `opened` is already resolved, with its connection
+    /// task spawned on the current tokio runtime.
+    pub(crate) fn start(self, url: String, io: Transport, leftover: BytesMut) -> WebSocketStream {
+        let shared = Shared::connecting(url, crate::CloseCodes::Protocol);
+        shared.core().open(Role::Server, self.conn, io, leftover);
+        shared.opened.settle(Ok(OpenState {
+            protocol: self.protocol,
+            extensions: self.extensions,
+            response: self.head,
+        }));
+        let stream = WebSocketStream::from_shared(shared.clone());
+        let keepalive = self
+            .keepalive
+            .map(|(interval, timeout)| crate::keepalive::Keepalive::new(interval, timeout));
+        tokio::spawn(Driver::new(shared, self.close_timeout, keepalive));
+        stream
+    }
+}
+
+impl std::fmt::Debug for Negotiated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiated")
+            .field("protocol", &self.protocol)
+            .field("extensions", &self.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL of a server-role stream: `ws://` (or `wss://` over TLS), the `Host` of the
+/// request and its target.
+pub(crate) fn stream_url(request: &HandshakeRequest, secure: bool) -> String {
+    let scheme = if secure { "wss" } else { "ws" };
+    format!("{scheme}://{}{}", request.host, request.resource)
 }
 
 /// Extra response headers as the engine takes them (names and values it validates).

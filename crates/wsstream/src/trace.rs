@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `opened` | DEBUG | `protocol`, `extensions` |
 //! | `handshake failed` | INFO | `error` |
+//! | `upgrade refused` (server, outside a connection span) | DEBUG | `error` |
 //! | `closed` | INFO (clean) / WARN (unclean) | `code`, `reason`, `clean`, `cause` |
 //! | `protocol violation` | WARN | `error`, `code` (the one sent) |
 //! | `peer unresponsive` | WARN | `timeout_ms` |
@@ -90,6 +91,15 @@ pub(crate) fn handshake_failed(span: &Span, error: &dyn std::error::Error) {
     tracing::info!(parent: span, error = %Chain(error), "handshake failed");
     #[cfg(not(feature = "tracing"))]
     let _ = (span, error);
+}
+
+/// A server's upgrade failed (a bad request, a timeout, a client gone); DEBUG, as such
+/// requests are the background noise of a public server.
+pub(crate) fn accept_failed(error: &dyn std::error::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(error = %Chain(error), "upgrade refused");
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
 }
 
 /// The connection is closed.

@@ -316,12 +316,61 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(HandshakeRequest, usize)>, Re
     let headers: &[httparse::Header<'_>] = req.headers;
     let method = req.method.unwrap_or("");
     let resource = req.path.unwrap_or("");
+    let request = validate(method, req.version == Some(1), resource, headers)?;
+    Ok(Some((request, len)))
+}
 
+impl HandshakeRequest {
+    /// Validates an opening handshake request that an HTTP server has already parsed
+    /// (hyper, axum, or any server holding the request as method, version, target and
+    /// header lines), with the very checks of [`parse_request`] (RFC 6455 §4.2.1): a `GET`
+    /// (item 1) over HTTP/1.1 (item 1; `http_version` is `(major, minor)`, and only
+    /// `(1, 1)` passes: WebSocket over HTTP/2 is a different handshake, RFC 8441), exactly
+    /// one non-empty `Host` (item 2), `Upgrade` holding the `websocket` token (item 3),
+    /// `Connection` holding the `upgrade` token (item 4), exactly one `Sec-WebSocket-Key`
+    /// that is base64 of 16 bytes (item 5), `Sec-WebSocket-Version: 13` (item 6 and
+    /// §4.4), and well-formed `Sec-WebSocket-Protocol` tokens and
+    /// `Sec-WebSocket-Extensions` lists (items 8 and 9).
+    ///
+    /// `target` is the request target as sent (origin form, `/path?query`); it becomes
+    /// [`HandshakeRequest::resource`]. `headers` are the header lines in the order
+    /// received, one item per line (a repeated header is several items); names compare
+    /// ASCII case-insensitively. The size limits of [`parse_request`] ([`MAX_HEAD_SIZE`],
+    /// [`MAX_HEADERS`]) are not applied: the server that parsed the head enforces its own.
+    ///
+    /// # Errors
+    ///
+    /// The same [`RequestError`] as [`parse_request`] for the same request: 426 with
+    /// `Sec-WebSocket-Version: 13` for a missing or wrong version, 400 for every other
+    /// failed check.
+    pub fn from_http_parts<'h>(
+        method: &str,
+        http_version: (u8, u8),
+        target: &str,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Result<Self, RequestError> {
+        let headers: Vec<httparse::Header<'h>> = headers
+            .into_iter()
+            .map(|(name, value)| httparse::Header { name, value })
+            .collect();
+        validate(method, http_version == (1, 1), target, &headers)
+    }
+}
+
+/// The checks of RFC 6455 §4.2.1 on a parsed request head, shared by [`parse_request`]
+/// (bytes) and [`HandshakeRequest::from_http_parts`] (a head parsed by an HTTP server).
+/// `http_11` tells whether the request is HTTP/1.1.
+fn validate(
+    method: &str,
+    http_11: bool,
+    resource: &str,
+    headers: &[httparse::Header<'_>],
+) -> Result<HandshakeRequest, RequestError> {
     // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request.
     if method != "GET" {
         return Err(RequestErrorKind::Method(method.to_owned()).into());
     }
-    if req.version != Some(1) {
+    if !http_11 {
         return Err(RequestErrorKind::Version.into());
     }
     // RFC 6455 §4.2.1 item 2: a Host header field (RFC 7230 §5.4: exactly one).
@@ -388,18 +437,15 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(HandshakeRequest, usize)>, Re
         }
     }
 
-    Ok(Some((
-        HandshakeRequest {
-            resource: resource.to_owned(),
-            host: host.to_owned(),
-            key: key.to_owned(),
-            origin,
-            protocols,
-            extensions,
-            headers: to_owned_headers(headers),
-        },
-        len,
-    )))
+    Ok(HandshakeRequest {
+        resource: resource.to_owned(),
+        host: host.to_owned(),
+        key: key.to_owned(),
+        origin,
+        protocols,
+        extensions,
+        headers: to_owned_headers(headers),
+    })
 }
 
 /// The value of a header that may appear at most once, trimmed, as UTF-8.
@@ -895,5 +941,119 @@ mod tests {
             .unwrap()
             + 4;
         assert_eq!(&e.response()[body_at..], b"missing Host header\n");
+    }
+
+    /// Parses `buf` with httparse as an HTTP server would, then validates it through
+    /// [`HandshakeRequest::from_http_parts`] (the path of a request hyper or axum parsed).
+    fn via_parts(buf: &[u8]) -> Result<HandshakeRequest, RequestError> {
+        let mut slots = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut slots);
+        assert!(matches!(req.parse(buf), Ok(httparse::Status::Complete(_))));
+        let version = (1, req.version.unwrap());
+        let headers = req.headers.iter().map(|h| (h.name, h.value));
+        HandshakeRequest::from_http_parts(req.method.unwrap(), version, req.path.unwrap(), headers)
+    }
+
+    #[test]
+    fn from_http_parts_accepts_what_parse_request_accepts() {
+        let buf = valid(&[
+            "Origin: http://example.com",
+            "Sec-WebSocket-Protocol: chat, superchat",
+            "Sec-WebSocket-Protocol: v2",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+        ]);
+        let req = via_parts(&buf).unwrap();
+        assert_eq!(req, ok(&buf));
+        assert_eq!(req.resource, "/chat?x=1");
+        assert_eq!(req.protocols, ["chat", "superchat", "v2"]);
+        assert_eq!(req.extensions[0].name, "permessage-deflate");
+        // The 101 built from it is the same too.
+        assert_eq!(
+            req.try_accept(Some("chat"), None, &[]).unwrap(),
+            ok(&buf).try_accept(Some("chat"), None, &[]).unwrap()
+        );
+    }
+
+    #[test]
+    fn from_http_parts_refuses_what_parse_request_refuses() {
+        let key15 = format!(
+            "Sec-WebSocket-Key: {}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 15])
+        );
+        let cases = [
+            without("Host", &[]),
+            valid(&["Host: other"]),
+            without("Upgrade", &["Upgrade: h2c"]),
+            without("Connection", &["Connection: keep-alive"]),
+            without("Sec-WebSocket-Key", &[]),
+            without("Sec-WebSocket-Key", &[&key15]),
+            valid(&[KEY_LINE]),
+            without("Sec-WebSocket-Version", &["Sec-WebSocket-Version: 8"]),
+            without("Sec-WebSocket-Version", &[]),
+            valid(&["Sec-WebSocket-Version: 8"]),
+            valid(&["Sec-WebSocket-Protocol: chat, a b"]),
+            valid(&["Sec-WebSocket-Extensions: permessage-deflate; =1"]),
+            request_line(
+                "POST /chat HTTP/1.1",
+                &[
+                    "Host: h",
+                    "Upgrade: websocket",
+                    "Connection: Upgrade",
+                    KEY_LINE,
+                ],
+            ),
+        ];
+        for buf in cases {
+            let expected = err(&buf);
+            let got = via_parts(&buf).unwrap_err();
+            assert_eq!(got, expected, "{}", text(&buf));
+            assert_eq!(got.response(), expected.response());
+        }
+    }
+
+    #[test]
+    fn from_http_parts_wrong_version_gets_426() {
+        let buf = without("Sec-WebSocket-Version", &["Sec-WebSocket-Version: 7"]);
+        let e = via_parts(&buf).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            &RequestErrorKind::UnsupportedVersion(Some("7".to_owned()))
+        );
+        assert_eq!(e.status(), 426);
+        assert!(text(e.response()).contains("\r\nSec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn from_http_parts_needs_http_1_1() {
+        let lines: [(&str, &[u8]); 5] = [
+            ("host", b"h"),
+            ("upgrade", b"websocket"),
+            ("connection", b"Upgrade"),
+            ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", b"13"),
+        ];
+        assert!(HandshakeRequest::from_http_parts("GET", (1, 1), "/", lines).is_ok());
+        for version in [(1, 0), (2, 0), (3, 0), (0, 9)] {
+            let e = HandshakeRequest::from_http_parts("GET", version, "/", lines).unwrap_err();
+            assert_eq!(e.kind(), &RequestErrorKind::Version, "{version:?}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn from_http_parts_keeps_the_header_lines_as_given() {
+        let lines: [(&str, &[u8]); 6] = [
+            ("host", b"example.com:8080"),
+            ("upgrade", b"websocket"),
+            ("connection", b"keep-alive, Upgrade"),
+            ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", b"13"),
+            ("x-raw", b"\xffbytes"),
+        ];
+        let req = HandshakeRequest::from_http_parts("GET", (1, 1), "/a?b", lines).unwrap();
+        assert_eq!(req.host, "example.com:8080");
+        assert_eq!(req.resource, "/a?b");
+        assert_eq!(req.headers.len(), 6);
+        assert_eq!(req.headers[5], ("x-raw".to_owned(), b"\xffbytes".to_vec()));
     }
 }

@@ -1,0 +1,323 @@
+//! The upgrade of a request that an HTTP server has already parsed into `http` types
+//! (hyper, axum, or any other): validate it, build the `101` response for the server to
+//! send, then run the WebSocket connection over the upgraded I/O.
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, Uri, Version};
+use wsstream_proto::handshake::{HandshakeRequest, RequestError};
+
+use super::{AcceptError, Negotiated, ServerOptions, stream_url};
+use crate::WebSocketStream;
+use crate::transport::{AsyncIo, Transport};
+
+/// A WebSocket upgrade request held as `http` types, validated and not yet answered:
+/// the way in for servers that parse HTTP themselves (hyper, axum, …), where
+/// [`read_request`](super::read_request) is the way in for a raw byte stream.
+///
+/// ```
+/// use wsstream::http::{self, HeaderMap, Request};
+/// use wsstream::server::{HttpUpgrade, ServerOptions, error_response};
+///
+/// let request = Request::get("/chat")
+///     .header("Host", "example.com")
+///     .header("Upgrade", "websocket")
+///     .header("Connection", "Upgrade")
+///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+///     .header("Sec-WebSocket-Version", "13")
+///     .header("Sec-WebSocket-Protocol", "chat, superchat")
+///     .body(())
+///     .unwrap();
+/// let upgrade = match HttpUpgrade::from_request(&request) {
+///     Ok(upgrade) => upgrade,
+///     Err(e) => {
+///         let refusal = error_response(&e); // 400, or 426 for a wrong version
+///         unreachable!("{refusal:?}");
+///     }
+/// };
+/// let chosen = upgrade.request().protocols.first().cloned();
+/// let (response, accepted) = upgrade
+///     .accept(chosen.as_deref(), &HeaderMap::new(), ServerOptions::default())
+///     .unwrap();
+/// assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+/// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// assert_eq!(accepted.protocol(), "chat");
+/// // The server sends `response`; once the connection is upgraded:
+/// // let wss = accepted.into_stream(upgraded_io);
+/// ```
+#[derive(Clone, Debug)]
+pub struct HttpUpgrade {
+    request: HandshakeRequest,
+    secure: bool,
+}
+
+impl HttpUpgrade {
+    /// Validates `request` as a WebSocket opening handshake (RFC 6455 §4.2.1), with the
+    /// same rules as [`read_request`](super::read_request): a `GET` over HTTP/1.1, one
+    /// `Host`, `Upgrade: websocket`, `Connection` holding `upgrade`, one
+    /// `Sec-WebSocket-Key` that is base64 of 16 bytes, `Sec-WebSocket-Version: 13`, and
+    /// well-formed offered subprotocols and extensions. The body is not looked at.
+    ///
+    /// # Errors
+    ///
+    /// A [`RequestError`] naming the failed check; [`error_response`] turns it into the
+    /// response to send (400 Bad Request, or 426 Upgrade Required with
+    /// `Sec-WebSocket-Version: 13` for a missing or wrong version, RFC 6455 §4.4).
+    pub fn from_request<B>(request: &http::Request<B>) -> Result<Self, RequestError> {
+        Self::from_head(
+            request.method(),
+            request.version(),
+            request.uri(),
+            request.headers(),
+        )
+    }
+
+    /// [`from_request`](Self::from_request) for a request split into its parts (an
+    /// extractor's `&Parts`, for instance).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_request`](Self::from_request).
+    pub fn from_parts(parts: &http::request::Parts) -> Result<Self, RequestError> {
+        Self::from_head(&parts.method, parts.version, &parts.uri, &parts.headers)
+    }
+
+    fn from_head(
+        method: &Method,
+        version: Version,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Self, RequestError> {
+        let version = match version {
+            Version::HTTP_09 => (0, 9),
+            Version::HTTP_10 => (1, 0),
+            Version::HTTP_11 => (1, 1),
+            Version::HTTP_2 => (2, 0),
+            Version::HTTP_3 => (3, 0),
+            _ => (0, 0),
+        };
+        // Origin form (`/path?query`); an absolute-form target keeps its path and query.
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path(), |target| target.as_str());
+        let headers = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()));
+        let request = HandshakeRequest::from_http_parts(method.as_str(), version, target, headers)?;
+        let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
+        Ok(Self { request, secure })
+    }
+
+    /// The validated request: target, `Host`, `Origin`, the offered subprotocols and
+    /// extensions, and every header (names as the HTTP server gives them, lowercase for
+    /// hyper).
+    pub fn request(&self) -> &HandshakeRequest {
+        &self.request
+    }
+
+    /// Tells that the request came over TLS, so the stream's
+    /// [`url`](WebSocketStream::url) starts with `wss://` (the default is `ws://`, unless
+    /// the request target itself was an absolute `https://` or `wss://` URL).
+    pub fn set_secure(&mut self, secure: bool) {
+        self.secure = secure;
+    }
+
+    /// Accepts the upgrade with `protocol` (one the client offered, or `None`) and the
+    /// extra response `headers` (`Set-Cookie`, a server name, …): returns the
+    /// `101 Switching Protocols` response for the HTTP server to send, and the negotiated
+    /// connection to run over the upgraded I/O with [`Accepted::into_stream`].
+    ///
+    /// The response carries `Upgrade: websocket`, `Connection: Upgrade` and
+    /// `Sec-WebSocket-Accept` (RFC 6455 §4.2.2 step 5), the selected
+    /// `Sec-WebSocket-Protocol`, and the `Sec-WebSocket-Extensions` of permessage-deflate
+    /// when [`ServerOptions::compression`] accepts one of the client's offers (RFC 7692),
+    /// then `headers`, exactly as [`UpgradeRequest::accept_with_headers`] writes it.
+    /// [`ServerOptions::handshake_timeout`] does not apply here: the HTTP server reads the
+    /// request and writes the response, on its own deadlines.
+    ///
+    /// # Errors
+    ///
+    /// [`AcceptError::Response`] for a `protocol` the client did not offer (a client fails
+    /// the handshake on it, RFC 6455 §4.1) or an extra header the handshake sets itself
+    /// (`Upgrade`, `Connection`, `Sec-WebSocket-*`) or that is not valid;
+    /// [`AcceptError::Config`] for invalid `options`. The application should then answer
+    /// with an error of its own (500), not the upgrade.
+    ///
+    /// [`UpgradeRequest::accept_with_headers`]: super::UpgradeRequest::accept_with_headers
+    pub fn accept(
+        &self,
+        protocol: Option<&str>,
+        headers: &HeaderMap,
+        options: ServerOptions,
+    ) -> Result<(http::Response<()>, Accepted), AcceptError> {
+        let negotiated = Negotiated::new(&self.request, protocol, headers, &options)?;
+        let response = negotiated.head().clone();
+        let url = stream_url(&self.request, self.secure);
+        Ok((response, Accepted { negotiated, url }))
+    }
+}
+
+/// An accepted upgrade whose `101` response is on its way: the negotiated subprotocol,
+/// extensions and limits, waiting for the upgraded I/O.
+#[derive(Debug)]
+pub struct Accepted {
+    negotiated: Negotiated,
+    url: String,
+}
+
+impl Accepted {
+    /// The selected subprotocol (`""` for none), as `opened` will report it.
+    pub fn protocol(&self) -> &str {
+        self.negotiated.protocol()
+    }
+
+    /// The accepted `Sec-WebSocket-Extensions` value (`""` for none), as `opened` will
+    /// report it.
+    pub fn extensions(&self) -> &str {
+        self.negotiated.extensions()
+    }
+
+    /// The URL the stream will report: `ws://` (or `wss://`), the `Host`, the target.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs the WebSocket connection over `io`, the connection after the `101` response
+    /// (hyper's upgraded I/O, a TCP stream, …): a server-role [`WebSocketStream`] whose
+    /// `opened` is already resolved with the negotiated protocol, extensions and the `101`
+    /// response. The connection task is spawned on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn into_stream<S: AsyncIo>(self, io: S) -> WebSocketStream {
+        self.into_stream_with_leftover(io, Bytes::new())
+    }
+
+    /// [`into_stream`](Self::into_stream) for an `io` whose first bytes were already read
+    /// (`leftover`, bytes the HTTP server buffered past the request head): they are
+    /// decoded first, as the start of what the client sent.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn into_stream_with_leftover<S: AsyncIo>(self, io: S, leftover: Bytes) -> WebSocketStream {
+        self.negotiated
+            .start(self.url, Transport::from_io(io), BytesMut::from(leftover))
+    }
+}
+
+/// The HTTP response refusing an invalid upgrade request, as `http` types: the status,
+/// headers and body of [`RequestError::response`] (400 Bad Request with the reason;
+/// 426 Upgrade Required with `Sec-WebSocket-Version: 13` for a missing or wrong version,
+/// RFC 6455 §4.2.2 and §4.4; 431 for an oversized head), with `Content-Type: text/plain`
+/// and `Connection: close`. `Content-Length` is left to the HTTP server, which computes it
+/// from the body.
+pub fn error_response(error: &RequestError) -> http::Response<String> {
+    let bytes = error.response();
+    let head_len = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(bytes.len(), |at| at + 4);
+    let head = crate::handshake::response_head(&bytes[..head_len]);
+    let (mut parts, ()) = head.into_parts();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let body = String::from_utf8_lossy(&bytes[head_len..]).into_owned();
+    http::Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: &str) -> http::Request<()> {
+        http::Request::get("/chat?x=1")
+            .header("Host", "example.com")
+            .header("Upgrade", "websocket")
+            .header("Connection", "keep-alive, Upgrade")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Sec-WebSocket-Version", version)
+            .header(
+                "Sec-WebSocket-Extensions",
+                "permessage-deflate; client_max_window_bits",
+            )
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_valid_request_is_accepted_with_deflate() {
+        let upgrade = HttpUpgrade::from_request(&request("13")).unwrap();
+        assert_eq!(upgrade.request().resource, "/chat?x=1");
+        let (response, accepted) = upgrade
+            .accept(None, &HeaderMap::new(), ServerOptions::default())
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(response.headers()["upgrade"], "websocket");
+        assert_eq!(response.headers()["connection"], "Upgrade");
+        assert!(accepted.extensions().starts_with("permessage-deflate"));
+        assert_eq!(
+            response.headers()["sec-websocket-extensions"],
+            accepted.extensions()
+        );
+        assert_eq!(accepted.url(), "ws://example.com/chat?x=1");
+        let (parts, ()) = request("13").into_parts();
+        let mut upgrade = HttpUpgrade::from_parts(&parts).unwrap();
+        upgrade.set_secure(true);
+        let options = ServerOptions {
+            compression: None,
+            ..Default::default()
+        };
+        let (response, accepted) = upgrade.accept(None, &HeaderMap::new(), options).unwrap();
+        assert!(!response.headers().contains_key("sec-websocket-extensions"));
+        assert_eq!(accepted.extensions(), "");
+        assert_eq!(accepted.url(), "wss://example.com/chat?x=1");
+    }
+
+    #[test]
+    fn a_wrong_version_is_refused_with_426() {
+        let e = HttpUpgrade::from_request(&request("8")).unwrap_err();
+        let response = error_response(&e);
+        assert_eq!(response.status(), http::StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()["sec-websocket-version"], "13");
+        assert_eq!(response.headers()["connection"], "close");
+        assert!(!response.headers().contains_key("content-length"));
+        assert_eq!(response.body(), "unsupported Sec-WebSocket-Version \"8\"\n");
+    }
+
+    #[test]
+    fn a_request_that_is_not_an_upgrade_is_refused_with_400() {
+        let plain = http::Request::get("/")
+            .header("Host", "h")
+            .body(())
+            .unwrap();
+        let e = HttpUpgrade::from_request(&plain).unwrap_err();
+        let response = error_response(&e);
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(response.body(), "missing `Upgrade: websocket`\n");
+        let mut http2 = request("13");
+        *http2.version_mut() = Version::HTTP_2;
+        let e = HttpUpgrade::from_request(&http2).unwrap_err();
+        assert_eq!(error_response(&e).status(), http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_application_answer_is_checked() {
+        let upgrade = HttpUpgrade::from_request(&request("13")).unwrap();
+        let e = upgrade
+            .accept(Some("chat"), &HeaderMap::new(), ServerOptions::default())
+            .unwrap_err();
+        assert!(matches!(e, AcceptError::Response(_)), "{e}");
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-websocket-accept", "forged".parse().unwrap());
+        let e = upgrade
+            .accept(None, &headers, ServerOptions::default())
+            .unwrap_err();
+        assert!(matches!(e, AcceptError::Response(_)), "{e}");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-server", "wsstream".parse().unwrap());
+        let (response, _) = upgrade
+            .accept(None, &headers, ServerOptions::default())
+            .unwrap();
+        assert_eq!(response.headers()["x-server"], "wsstream");
+    }
+}

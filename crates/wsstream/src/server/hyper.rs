@@ -1,0 +1,179 @@
+//! WebSocket routes in a hyper 1.x server (feature `hyper`): validate the request, return
+//! the `101` response from the service, and get a server-role [`WebSocketStream`] once
+//! hyper has handed over the connection.
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//!
+//! use hyper::body::Incoming;
+//! use hyper::{Request, Response};
+//! use wsstream::http::HeaderMap;
+//! use wsstream::server::ServerOptions;
+//! use wsstream::server::hyper::{Body, HyperUpgrade, error_response};
+//!
+//! async fn service(mut request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+//!     let upgrade = match HyperUpgrade::from_request(&mut request) {
+//!         Ok(upgrade) => upgrade,
+//!         Err(e) => return Ok(error_response(&e)), // 400, or 426 for a wrong version
+//!     };
+//!     let protocol = upgrade.request().protocols.first().cloned();
+//!     let (response, upgrading) = upgrade
+//!         .accept(protocol.as_deref(), &HeaderMap::new(), ServerOptions::default())
+//!         .expect("the protocol is one the client offered");
+//!     tokio::spawn(async move {
+//!         let Ok(wss) = upgrading.await else { return };
+//!         let Ok(info) = wss.opened().await else { return };
+//!         let (Ok(mut reader), Ok(mut writer)) =
+//!             (info.readable.get_reader(), info.writable.get_writer())
+//!         else {
+//!             return;
+//!         };
+//!         while let Ok(Some(message)) = reader.read().await {
+//!             if writer.write(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     });
+//!     Ok(response)
+//! }
+//! ```
+//!
+//! Serve the connection with upgrades on
+//! (`hyper::server::conn::http1::Builder::serve_connection(io, service).with_upgrades()`),
+//! or the upgrade fails with [`AcceptError::Io`]. The request head is read by hyper, on
+//! its deadlines (`header_read_timeout`, which needs a timer such as
+//! `hyper_util::rt::TokioTimer`), not [`ServerOptions::handshake_timeout`].
+//!
+//! A connection served over `hyper_util::rt::TokioIo<tokio::net::TcpStream>` is taken
+//! back from hyper as the TCP stream itself (with the bytes hyper had buffered), so it
+//! runs exactly like one accepted with [`accept`](super::accept); any other I/O runs
+//! through hyper's upgraded I/O.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use ::hyper::upgrade::{OnUpgrade, Upgraded};
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use wsstream_proto::handshake::{HandshakeRequest, RequestError};
+
+use super::{AcceptError, Accepted, HttpUpgrade, ServerOptions};
+use crate::WebSocketStream;
+
+/// The body of the responses built here: `http_body_util::Full<Bytes>` (empty for the
+/// `101`). Map it to another body type with `Response::map`.
+pub type Body = Full<Bytes>;
+
+/// A valid WebSocket upgrade request in a hyper service, not yet answered.
+#[derive(Debug)]
+pub struct HyperUpgrade {
+    upgrade: HttpUpgrade,
+    on_upgrade: OnUpgrade,
+}
+
+impl HyperUpgrade {
+    /// Validates `request` as a WebSocket opening handshake (RFC 6455 §4.2.1, the checks
+    /// of [`HttpUpgrade::from_request`]) and takes hyper's upgrade handle out of it.
+    ///
+    /// # Errors
+    ///
+    /// A [`RequestError`] for an invalid request; answer with [`error_response`] (400, or
+    /// 426 with `Sec-WebSocket-Version: 13` for a wrong version). The request is left as
+    /// it was.
+    pub fn from_request<B>(request: &mut http::Request<B>) -> Result<Self, RequestError> {
+        let upgrade = HttpUpgrade::from_request(request)?;
+        let on_upgrade = ::hyper::upgrade::on(request);
+        Ok(Self {
+            upgrade,
+            on_upgrade,
+        })
+    }
+
+    /// The validated request: target, `Host`, `Origin`, the offered subprotocols and
+    /// extensions, the headers (lowercase names, as hyper gives them).
+    pub fn request(&self) -> &HandshakeRequest {
+        self.upgrade.request()
+    }
+
+    /// Tells that the connection is TLS, so the stream's URL starts with `wss://`.
+    pub fn set_secure(&mut self, secure: bool) {
+        self.upgrade.set_secure(secure);
+    }
+
+    /// Accepts the upgrade with `protocol` (one the client offered, or `None`) and extra
+    /// response `headers`: returns the `101 Switching Protocols` response for the service
+    /// to return (see [`HttpUpgrade::accept`] for what it carries) and an [`Upgrading`]
+    /// future that resolves to the server-role stream once hyper has sent the response and
+    /// handed the connection over.
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpUpgrade::accept`]: [`AcceptError::Response`] for a protocol the client did
+    /// not offer or a forbidden or invalid extra header, [`AcceptError::Config`] for
+    /// invalid options. Nothing is sent; answer with an error response of your own.
+    pub fn accept(
+        self,
+        protocol: Option<&str>,
+        headers: &HeaderMap,
+        options: ServerOptions,
+    ) -> Result<(http::Response<Body>, Upgrading), AcceptError> {
+        let (response, accepted) = self.upgrade.accept(protocol, headers, options)?;
+        let upgrading = Upgrading {
+            on_upgrade: self.on_upgrade,
+            accepted: Some(accepted),
+        };
+        Ok((response.map(|()| Body::default()), upgrading))
+    }
+}
+
+/// Resolves to the server-role [`WebSocketStream`] once hyper has sent the `101` and
+/// handed the connection over; its `opened` is already resolved. Fails with
+/// [`AcceptError::Io`] when the connection ends first or was served without upgrades.
+/// Await it in a task of its own (the service must return the response first).
+#[derive(Debug)]
+#[must_use = "the stream comes only when the future is awaited"]
+pub struct Upgrading {
+    on_upgrade: OnUpgrade,
+    accepted: Option<Accepted>,
+}
+
+impl Future for Upgrading {
+    type Output = Result<WebSocketStream, AcceptError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let upgraded = match Pin::new(&mut self.on_upgrade).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(upgraded) => upgraded,
+        };
+        let Some(accepted) = self.accepted.take() else {
+            return Poll::Ready(Err(AcceptError::Io(io::Error::other(
+                "the upgrade was already taken",
+            ))));
+        };
+        Poll::Ready(match upgraded {
+            Ok(upgraded) => Ok(into_stream(accepted, upgraded)),
+            Err(e) => Err(AcceptError::Io(io::Error::other(e))),
+        })
+    }
+}
+
+/// Runs `accepted` over hyper's upgraded connection: as the TCP stream itself when hyper
+/// served `TokioIo<TcpStream>` (readiness-aware reads, no read buffer while idle), else
+/// through `Upgraded`.
+pub(crate) fn into_stream(accepted: Accepted, upgraded: Upgraded) -> WebSocketStream {
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => accepted.into_stream_with_leftover(parts.io.into_inner(), parts.read_buf),
+        Err(upgraded) => accepted.into_stream(TokioIo::new(upgraded)),
+    }
+}
+
+/// The response refusing an invalid upgrade request, for a hyper service:
+/// [`super::error_response`] with a [`Body`].
+pub fn error_response(error: &RequestError) -> http::Response<Body> {
+    super::error_response(error).map(Body::from)
+}

@@ -69,6 +69,68 @@ impl WebSocketStream {
         Self::start(url, options, None)
     }
 
+    /// Like [`new`](Self::new), with the URL and the extra request headers taken from an
+    /// `http::Request<()>` (a `GET` with an absolute `ws`, `wss`, `http` or `https` URI),
+    /// for code that already builds its requests with the `http` crate. The request's
+    /// headers are added to [`headers`](WebSocketStreamOptions::headers); a
+    /// `Sec-WebSocket-Protocol` header becomes [`protocols`](WebSocketStreamOptions::protocols)
+    /// (its comma-separated list, in order); the other headers the handshake sets itself
+    /// (`Host`, `Upgrade`, `Connection`, the other `Sec-WebSocket-*`) fail the connection
+    /// as they do in `headers`.
+    ///
+    /// Fails with a `SyntaxError` for another method, a relative URI, a header value that
+    /// is not UTF-8, and everything [`new`](Self::new) refuses.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wsstream::{WebSocketStream, WebSocketStreamOptions};
+    /// let request = wsstream::http::Request::get("wss://example.com/feed")
+    ///     .header("authorization", "Bearer token")
+    ///     .header("sec-websocket-protocol", "v2.feed, v1.feed")
+    ///     .body(())?;
+    /// let wss = WebSocketStream::from_request(request, WebSocketStreamOptions::default())?;
+    /// let info = wss.opened().await?;
+    /// println!("{}", info.protocol);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_request(
+        request: http::Request<()>,
+        mut options: WebSocketStreamOptions,
+    ) -> Result<Self, DomException> {
+        if request.method() != http::Method::GET {
+            return Err(DomException::syntax(format!(
+                "a WebSocket handshake is a GET, not a {}",
+                request.method()
+            )));
+        }
+        let uri = request.uri();
+        if uri.scheme().is_none() || uri.authority().is_none() {
+            return Err(DomException::syntax(format!(
+                "the request's URI {uri} is not absolute"
+            )));
+        }
+        let url = uri.to_string();
+        for (name, value) in request.headers() {
+            let value = value.to_str().map_err(|_| {
+                DomException::syntax(format!("the value of header {name} is not UTF-8"))
+            })?;
+            if name == http::header::SEC_WEBSOCKET_PROTOCOL {
+                options.protocols.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
+                );
+            } else {
+                options
+                    .headers
+                    .push((name.as_str().to_owned(), value.to_owned()));
+            }
+        }
+        Self::new(&url, options)
+    }
+
     /// Like [`new`](Self::new), but runs the opening handshake over `stream`, an already
     /// connected byte stream (a Unix socket, an in-memory pipe, a tunnel), instead of
     /// connecting to the URL's host. The URL still provides the `Host` header, the

@@ -225,3 +225,43 @@ async fn into_parts_keeps_the_bytes_read_past_the_request_head() {
     .unwrap();
     assert_eq!(within(server).await.unwrap(), b"early bytes");
 }
+
+#[tokio::test]
+async fn a_client_is_built_from_an_http_request() {
+    let (url, task) = on_request(|upgrade| async move {
+        let request = upgrade.request().clone();
+        let wss = upgrade
+            .accept(Some("v2.feed"), ServerOptions::default())
+            .await
+            .unwrap();
+        let _ = wss.closed().await;
+        request
+    })
+    .await;
+    let request = wsstream::http::Request::get(url.as_str())
+        .header("authorization", "Bearer token")
+        .header("sec-websocket-protocol", "v2.feed, v1.feed")
+        .body(())
+        .unwrap();
+    let wss = WebSocketStream::from_request(request, WebSocketStreamOptions::default()).unwrap();
+    assert_eq!(wss.url(), url);
+    let info = within(wss.opened()).await.unwrap();
+    assert_eq!(info.protocol, "v2.feed");
+    wss.close(Default::default()).unwrap();
+    let seen = within(task).await.unwrap();
+    assert_eq!(seen.protocols, ["v2.feed", "v1.feed"]);
+    assert!(
+        seen.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("authorization") && v == b"Bearer token"),
+        "{:?}",
+        seen.headers
+    );
+    // Not a GET, not absolute: refused at once.
+    let post = wsstream::http::Request::post(url.as_str())
+        .body(())
+        .unwrap();
+    assert!(WebSocketStream::from_request(post, Default::default()).is_err());
+    let relative = wsstream::http::Request::get("/chat").body(()).unwrap();
+    assert!(WebSocketStream::from_request(relative, Default::default()).is_err());
+}

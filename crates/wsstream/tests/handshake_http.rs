@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsstream::http::{HeaderMap, HeaderValue, StatusCode};
+use wsstream::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use wsstream::server::{self, AcceptError, ServerOptions, UpgradeRequest};
 use wsstream::{ConnectError, HandshakeError, WebSocketStream, WebSocketStreamOptions};
 use wsstream_test_support::hostile::find_source;
@@ -238,7 +238,7 @@ async fn a_client_is_built_from_an_http_request() {
         request
     })
     .await;
-    let request = wsstream::http::Request::get(url.as_str())
+    let request = Request::get(url.as_str())
         .header("authorization", "Bearer token")
         .header("sec-websocket-protocol", "v2.feed, v1.feed")
         .body(())
@@ -258,10 +258,8 @@ async fn a_client_is_built_from_an_http_request() {
         seen.headers
     );
     // Not a GET, not absolute: refused at once.
-    let post = wsstream::http::Request::post(url.as_str())
-        .body(())
-        .unwrap();
+    let post = Request::post(url.as_str()).body(()).unwrap();
     assert!(WebSocketStream::from_request(post, Default::default()).is_err());
-    let relative = wsstream::http::Request::get("/chat").body(()).unwrap();
+    let relative = Request::get("/chat").body(()).unwrap();
     assert!(WebSocketStream::from_request(relative, Default::default()).is_err());
 }

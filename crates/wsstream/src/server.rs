@@ -80,6 +80,8 @@ pub use crate::transport::tls::TlsAcceptor;
 pub use tokio_rustls::server::TlsStream;
 pub use wsstream_proto::config::ConfigError;
 pub use wsstream_proto::handshake::HandshakeRequest as Request;
+/// One element of the client's `Sec-WebSocket-Extensions` ([`Request::extensions`]).
+pub use wsstream_proto::handshake::ExtensionOffer;
 pub use wsstream_proto::handshake::RequestError;
 
 /// Limits of a server-side connection.

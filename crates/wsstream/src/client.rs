@@ -127,8 +127,8 @@ impl ConnectError {
 struct Established {
     io: Transport,
     leftover: BytesMut,
-    /// The `101` response head.
-    response: http::Response<()>,
+    /// The `101` response head, as received.
+    head: bytes::Bytes,
     protocol: String,
     extensions: String,
     deflate: Option<(DeflateParams, DeflateConfig)>,
@@ -180,7 +180,7 @@ pub(crate) async fn run(
                 OpenState {
                     protocol: established.protocol,
                     extensions: established.extensions,
-                    response: established.response,
+                    head: established.head,
                 }
             }
             Ok(_) => {
@@ -215,7 +215,7 @@ fn abort(shared: &Shared, reason: AbortReason) {
 /// B21: the connection closed before it was established: `opened` fails with a
 /// WebSocketError without code, `closed` with a different one with code 1006.
 fn fail(shared: &Shared, cause: AbortReason) {
-    crate::trace::handshake_failed(shared.span(), &*cause);
+    crate::trace::handshake_failed(&shared.span(), &*cause);
     shared.core().set_closed_before_open();
     let opened = WebSocketError::from_connection(
         "WebSocket closed before handshake complete",
@@ -385,7 +385,7 @@ async fn connect_once(
     Ok(Attempt::Open(Box::new(Established {
         io,
         leftover,
-        response: head,
+        head,
         protocol: response.protocol.unwrap_or_default(),
         extensions: deflate
             .as_ref()
@@ -412,7 +412,7 @@ enum Response {
     /// `101`: the validated response, its head and the bytes after its head.
     Upgraded(
         wsstream_proto::handshake::HandshakeResponse,
-        http::Response<()>,
+        bytes::Bytes,
         BytesMut,
     ),
     /// A redirect status with a `Location` (followed only if the options allow it).
@@ -434,9 +434,10 @@ async fn read_response(
         }
         match handshake.parse_response(&buf) {
             Ok(Some((response, head))) => {
-                let head = buf.split_to(head);
-                let head = crate::handshake::response_head(&head);
-                return Ok(Response::Upgraded(response, head, buf));
+                // A copy of its own: the head must not pin the read buffer.
+                let head_bytes = bytes::Bytes::copy_from_slice(&buf[..head]);
+                let _ = buf.split_to(head);
+                return Ok(Response::Upgraded(response, head_bytes, buf));
             }
             Ok(None) => {}
             Err(error @ HandshakeError::Status { status, .. })

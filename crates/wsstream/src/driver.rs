@@ -49,7 +49,7 @@ impl Driver {
         keepalive: Option<Keepalive>,
     ) -> Self {
         if let Some(Ok(state)) = shared.opened.get() {
-            crate::trace::opened(shared.span(), &state.protocol, &state.extensions);
+            crate::trace::opened(&shared.span(), &state.protocol, &state.extensions);
         }
         Self {
             shared,

@@ -79,9 +79,9 @@ pub use crate::transport::tls::TlsAcceptor;
 /// The server side of a TLS connection, as [`TlsAcceptor::accept`] returns it.
 pub use tokio_rustls::server::TlsStream;
 pub use wsstream_proto::config::ConfigError;
-pub use wsstream_proto::handshake::HandshakeRequest as Request;
 /// One element of the client's `Sec-WebSocket-Extensions` ([`Request::extensions`]).
 pub use wsstream_proto::handshake::ExtensionOffer;
+pub use wsstream_proto::handshake::HandshakeRequest as Request;
 pub use wsstream_proto::handshake::RequestError;
 
 /// Limits of a server-side connection.
@@ -561,7 +561,7 @@ impl Negotiated {
         shared.opened.settle(Ok(OpenState {
             protocol: self.protocol,
             extensions: self.extensions,
-            response: self.head,
+            head: bytes::Bytes::from(self.response),
         }));
         let stream = WebSocketStream::from_shared(shared.clone());
         let keepalive = self

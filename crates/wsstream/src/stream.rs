@@ -286,7 +286,7 @@ impl Future for Opened {
                 writable: WebSocketWritable::new(Handle::new(this.shared.clone())),
                 extensions: state.extensions,
                 protocol: state.protocol,
-                response: state.response,
+                response: crate::handshake::response_head(&state.head),
             })),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,

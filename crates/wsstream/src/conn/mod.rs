@@ -72,8 +72,10 @@ use wake::WakeHub;
 pub(crate) struct OpenState {
     pub(crate) protocol: String,
     pub(crate) extensions: String,
-    /// The `101` response (received by a client, sent by a server).
-    pub(crate) response: http::Response<()>,
+    /// The `101` response head as sent (received by a client, sent by a server); parsed
+    /// into `http` types for each `opened` awaiter, so a connection keeps ~200 bytes for it
+    /// rather than a header map.
+    pub(crate) head: bytes::Bytes,
 }
 
 pub(crate) type OpenedPromise = Promise<Result<OpenState, ConnectionError>>;
@@ -108,8 +110,6 @@ pub(crate) struct Shared {
     url: String,
     /// Which codes `close()` accepts.
     close_codes: CloseCodes,
-    /// The connection's `tracing` span.
-    span: crate::trace::Span,
     /// Live user handles (stream, readable, writable, reader, writer).
     handles: AtomicUsize,
     /// Wakes the connecting task when `close()` is called or every handle is dropped.
@@ -121,10 +121,9 @@ impl Shared {
     pub(crate) fn connecting(url: String, close_codes: CloseCodes) -> Arc<Self> {
         let hub = Arc::new(WakeHub::default());
         let closed = Arc::new(Promise::new());
-        let span = crate::trace::connection(&url);
         let mut core = Core::new(hub.clone(), closed.clone());
         core.close_codes = close_codes;
-        core.span = span.clone();
+        core.span = crate::trace::connection(&url);
         Arc::new(Self {
             core: Mutex::new(core),
             hub,
@@ -132,7 +131,6 @@ impl Shared {
             closed,
             url,
             close_codes,
-            span,
             handles: AtomicUsize::new(0),
             interrupt: Notify::new(),
         })
@@ -156,8 +154,8 @@ impl Shared {
     }
 
     /// The connection's `tracing` span.
-    pub(crate) fn span(&self) -> &crate::trace::Span {
-        &self.span
+    pub(crate) fn span(&self) -> crate::trace::Span {
+        self.core().span.clone()
     }
 
     /// Resolves when `close()` is called or every handle is dropped during the handshake.

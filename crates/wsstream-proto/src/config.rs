@@ -81,6 +81,11 @@ impl Config {
             return Err(ConfigError("size limits must be at least 1"));
         }
         if let Some((params, deflate)) = &self.deflate {
+            if cfg!(not(feature = "deflate")) {
+                return Err(ConfigError(
+                    "permessage-deflate needs the `deflate` feature of wsstream-proto",
+                ));
+            }
             params.validate()?;
             deflate.validate()?;
         }

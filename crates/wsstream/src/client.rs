@@ -17,7 +17,7 @@ use crate::conn::{OpenState, Shared};
 use crate::driver::Driver;
 use crate::error::{AbortReason, ConnectionError, WebSocketError};
 use crate::options::WebSocketStreamOptions;
-use crate::transport::{AsyncIo, Transport, tls};
+use crate::transport::{AsyncIo, Transport};
 
 /// Why the opening handshake failed: the `source()` of the WebSocketErrors that `opened`
 /// and `closed` fail with.
@@ -43,6 +43,7 @@ pub enum ConnectError {
     Extension(DeflateNegotiationError),
     /// The proxy failed: unreachable, refused the tunnel (e.g. 407, proxy authentication
     /// required), or a bad proxy URL. The source is the [`ProxyError`](crate::ProxyError).
+    #[cfg(feature = "proxy")]
     Proxy(crate::ProxyError),
     /// [`handshake_timeout`](crate::WebSocketStreamOptions::handshake_timeout) expired
     /// before the connection opened.
@@ -68,6 +69,7 @@ impl std::fmt::Display for ConnectError {
                 f.write_str("the server closed the connection during the handshake")
             }
             Self::Closed => f.write_str("closed during the opening handshake"),
+            #[cfg(feature = "proxy")]
             Self::Proxy(_) => f.write_str("the connection through the proxy failed"),
             Self::Timeout(limit) => {
                 write!(f, "the opening handshake timed out after {limit:?}")
@@ -85,6 +87,7 @@ impl std::error::Error for ConnectError {
             Self::Io(e) => Some(e),
             Self::Handshake(e) => Some(e),
             Self::Tls(e) => Some(e),
+            #[cfg(feature = "proxy")]
             Self::Proxy(e) => Some(e),
             Self::Redirect(e) => Some(e),
             Self::Extension(e) => Some(e),
@@ -99,11 +102,11 @@ impl ConnectError {
     /// server refuses our certificate only after our side of the TLS handshake is done,
     /// so its alert arrives while the HTTP response is read).
     fn from_io(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
         if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-            Self::Tls(e)
-        } else {
-            Self::Io(e)
+            return Self::Tls(e);
         }
+        Self::Io(e)
     }
 
     /// The server's refusal, for a [`Rejected`](Self::Rejected) handshake.
@@ -116,6 +119,7 @@ impl ConnectError {
 
     /// The rustls error behind a [`Tls`](Self::Tls) failure, e.g.
     /// `InvalidCertificate(UnknownIssuer)`, to match on the reason.
+    #[cfg(feature = "tls")]
     pub fn tls_error(&self) -> Option<&rustls::Error> {
         match self {
             Self::Tls(e) => e.get_ref()?.downcast_ref(),
@@ -123,7 +127,6 @@ impl ConnectError {
         }
     }
 }
-
 struct Established {
     io: Transport,
     leftover: BytesMut,
@@ -320,24 +323,7 @@ async fn connect_once(
     let mut io = match (stream, secure) {
         (Some(stream), false) => Transport::Other(stream),
         (None, false) => connect_tcp(url, options).await?,
-        (Some(stream), true) => Transport::Other(Box::new(
-            tls::connect(stream, url, &options.tls)
-                .await
-                .map_err(ConnectError::Tls)?,
-        )),
-        (None, true) => match connect_tcp(url, options).await? {
-            Transport::Tcp(tcp) => Transport::Tls(Box::new(
-                tls::connect(tcp, url, &options.tls)
-                    .await
-                    .map_err(ConnectError::Tls)?,
-            )),
-            // TLS with the target inside a proxy's tunnel.
-            tunnel => Transport::Other(Box::new(
-                tls::connect(tunnel, url, &options.tls)
-                    .await
-                    .map_err(ConnectError::Tls)?,
-            )),
-        },
+        (stream, true) => secure_transport(stream, url, options).await?,
     };
     let resource = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -395,6 +381,50 @@ async fn connect_once(
     })))
 }
 
+/// TLS with the target (`wss://`) over `stream`, or over the TCP connection (or proxy
+/// tunnel) made for `url`.
+#[cfg(feature = "tls")]
+async fn secure_transport(
+    stream: Option<Box<dyn AsyncIo>>,
+    url: &Url,
+    options: &WebSocketStreamOptions,
+) -> Result<Transport, ConnectError> {
+    use crate::transport::tls;
+    Ok(match stream {
+        Some(stream) => Transport::Other(Box::new(
+            tls::connect(stream, url, &options.tls)
+                .await
+                .map_err(ConnectError::Tls)?,
+        )),
+        None => match connect_tcp(url, options).await? {
+            Transport::Tcp(tcp) => Transport::Tls(Box::new(
+                tls::connect(tcp, url, &options.tls)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+            // TLS with the target inside a proxy's tunnel.
+            tunnel => Transport::Other(Box::new(
+                tls::connect(tunnel, url, &options.tls)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+        },
+    })
+}
+
+/// Without the `tls` feature a `wss://` URL fails to connect, before any I/O.
+#[cfg(not(feature = "tls"))]
+async fn secure_transport(
+    _stream: Option<Box<dyn AsyncIo>>,
+    _url: &Url,
+    _options: &WebSocketStreamOptions,
+) -> Result<Transport, ConnectError> {
+    Err(ConnectError::Tls(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "wss:// needs TLS: enable wsstream's `rustls-aws-lc-rs` or `rustls-ring` feature",
+    )))
+}
+
 /// The byte stream to run TLS (for `wss://`) and the handshake over: TCP to the URL's
 /// host (every resolved address in turn, IPv6 and IPv4, with `TCP_NODELAY` and the
 /// optional TCP keepalive), or a tunnel through the proxy `options.proxy` selects
@@ -404,7 +434,7 @@ async fn connect_tcp(
     url: &Url,
     options: &WebSocketStreamOptions,
 ) -> Result<Transport, ConnectError> {
-    crate::proxy::connect(url, options).await
+    crate::transport::tcp::connect(url, options).await
 }
 
 /// The server's answer to the upgrade request.

@@ -87,6 +87,7 @@ mod handshake;
 mod keepalive;
 mod options;
 mod promise;
+#[cfg(feature = "proxy")]
 mod proxy;
 mod redirect;
 pub mod server;
@@ -108,10 +109,12 @@ pub use http;
 pub use options::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, DEFAULT_USER_AGENT, WebSocketStreamOptions,
 };
+#[cfg(feature = "proxy")]
 pub use proxy::{Proxy, ProxyError, ProxyErrorKind};
 pub use redirect::RedirectError;
 /// The rustls version this crate is built with, for [`TlsOptions`] and
 /// [`server::TlsAcceptor`] (`rustls::ClientConfig`, `rustls::pki_types::CertificateDer`, …).
+#[cfg(feature = "tls")]
 pub use rustls;
 pub use stream::{Closed, Opened, Ping, WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStream};
 pub use streams::{
@@ -119,6 +122,7 @@ pub use streams::{
     WebSocketWriter, WriteFuture,
 };
 pub use transport::AsyncIo;
+#[cfg(feature = "tls")]
 pub use transport::tls::{Roots, TlsOptions};
 pub use wsstream_proto::ext::deflate::{DeflateConfig, DeflateNegotiationError, DeflateParams};
 /// Why a handshake response was refused or a request could not be built

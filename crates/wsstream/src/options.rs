@@ -6,7 +6,9 @@ use wsstream_proto::ext::deflate::{DeflateConfig, DeflateParams};
 
 use crate::abort::AbortSignal;
 use crate::error::CloseCodes;
+#[cfg(feature = "proxy")]
 use crate::proxy::Proxy;
+#[cfg(feature = "tls")]
 use crate::transport::tls::TlsOptions;
 
 /// Default close timeout: how long to wait for the peer's half of the closing handshake.
@@ -56,12 +58,14 @@ pub struct WebSocketStreamOptions {
     pub send_buffer_size: usize,
     /// TLS settings of `wss://` connections (roots, client certificate, or a complete
     /// rustls configuration). Default: the platform verifier, no client certificate.
-    /// Unused for `ws://`.
+    /// Unused for `ws://`. (Feature `tls`.)
+    #[cfg(feature = "tls")]
     pub tls: TlsOptions,
     /// The proxy to connect through. Default [`Proxy::FromEnv`]: `wss_proxy` /
     /// `https_proxy` / `all_proxy` for `wss://`, `ws_proxy` / `http_proxy` / `all_proxy`
     /// for `ws://`, except for hosts `no_proxy` lists and loopback hosts. Unused by
     /// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream).
+    #[cfg(feature = "proxy")]
     pub proxy: Proxy,
     /// Bound on the whole opening handshake: DNS, TCP, proxy, TLS, the HTTP upgrade and
     /// any redirects. When it expires `opened` fails with a WebSocketError whose source
@@ -113,7 +117,9 @@ impl Default for WebSocketStreamOptions {
             max_message_size: wsstream_proto::config::DEFAULT_MAX_MESSAGE_SIZE,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
+            #[cfg(feature = "tls")]
             tls: TlsOptions::default(),
+            #[cfg(feature = "proxy")]
             proxy: Proxy::FromEnv,
             handshake_timeout: None,
             ping_interval: None,

@@ -75,8 +75,10 @@ pub mod hyper;
 
 pub use http_upgrade::{Accepted, HttpUpgrade, error_response};
 
+#[cfg(feature = "tls")]
 pub use crate::transport::tls::TlsAcceptor;
 /// The server side of a TLS connection, as [`TlsAcceptor::accept`] returns it.
+#[cfg(feature = "tls")]
 pub use tokio_rustls::server::TlsStream;
 pub use wsstream_proto::config::ConfigError;
 /// One element of the client's `Sec-WebSocket-Extensions` ([`Request::extensions`]).
@@ -163,6 +165,7 @@ pub enum AcceptError {
     Io(io::Error),
     /// The TLS handshake failed (e.g. the client rejected our certificate, or offered
     /// none when one is required); the source is the rustls error when there is one.
+    #[cfg(feature = "tls")]
     Tls(io::Error),
     /// The request was not a valid WebSocket upgrade; the 400/426/431 response has been
     /// sent.
@@ -186,6 +189,7 @@ impl std::fmt::Display for AcceptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "I/O error during the upgrade: {e}"),
+            #[cfg(feature = "tls")]
             Self::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Self::Request(e) => write!(f, "bad upgrade request: {e}"),
             Self::Closed => f.write_str("the client closed the connection before the upgrade"),
@@ -204,7 +208,9 @@ impl std::fmt::Display for AcceptError {
 impl std::error::Error for AcceptError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io(e) | Self::Tls(e) => Some(e),
+            Self::Io(e) => Some(e),
+            #[cfg(feature = "tls")]
+            Self::Tls(e) => Some(e),
             Self::Request(e) => Some(e),
             Self::Config(e) => Some(e),
             Self::Response(e) => Some(e),
@@ -281,6 +287,7 @@ async fn read_head<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, AcceptErr
     }
 }
 
+#[cfg(feature = "tls")]
 /// Runs the TLS handshake over `io` with `tls`, then [`read_request`] over the TLS
 /// stream; both together within [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s), else
 /// [`AcceptError::Timeout`].
@@ -291,6 +298,7 @@ pub async fn read_request_tls<S: AsyncIo>(
     read_request_tls_with_timeout(io, tls, Some(DEFAULT_HANDSHAKE_TIMEOUT)).await
 }
 
+#[cfg(feature = "tls")]
 /// [`read_request_tls`] with the limit `timeout` on the TLS handshake and the request
 /// head together; `None` waits forever.
 pub async fn read_request_tls_with_timeout<S: AsyncIo>(
@@ -301,6 +309,7 @@ pub async fn read_request_tls_with_timeout<S: AsyncIo>(
     Deadline::after(timeout).run(read_head_tls(io, tls)).await
 }
 
+#[cfg(feature = "tls")]
 async fn read_head_tls<S: AsyncIo>(
     io: S,
     tls: &TlsAcceptor,
@@ -311,6 +320,7 @@ async fn read_head_tls<S: AsyncIo>(
     Ok(upgrade)
 }
 
+#[cfg(feature = "tls")]
 /// Accepts a TLS connection and an upgrade without a subprotocol: [`read_request_tls`]
 /// then [`UpgradeRequest::accept`], all within
 /// [`handshake_timeout`](ServerOptions::handshake_timeout).

@@ -123,6 +123,9 @@ impl Connection {
     /// A connection in the given role. Fails if the configuration is invalid.
     pub fn new(role: Role, config: Config) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
+        #[cfg(not(feature = "deflate"))]
+        let deflate: Option<Box<Deflate>> = None;
+        #[cfg(feature = "deflate")]
         let deflate = config.deflate.as_ref().map(|(params, deflate)| {
             // Our half of the agreed parameters, and the peer's (RFC 7692 §7.1).
             let (ours, theirs) = match role {

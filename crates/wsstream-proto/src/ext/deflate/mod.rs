@@ -63,10 +63,16 @@
 //! not freed: allocating it again for every message costs more than compressing a 1 KiB
 //! message.
 
+#[cfg(feature = "deflate")]
 mod codec;
+#[cfg(not(feature = "deflate"))]
+mod codec_off;
 mod negotiation;
 
+#[cfg(feature = "deflate")]
 pub use codec::{Compressor, DEFLATE_TAIL, Decompressor, InflateError};
+#[cfg(not(feature = "deflate"))]
+pub(crate) use codec_off::{Compressor, Decompressor};
 pub use negotiation::DeflateNegotiationError;
 
 use crate::config::ConfigError;

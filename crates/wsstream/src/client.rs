@@ -329,10 +329,13 @@ async fn connect_once(
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    let offer = options
+    // Without the `deflate` feature nothing is offered, and a server that answers with
+    // permessage-deflate anyway fails the handshake below.
+    let compression = options
         .compression
         .as_ref()
-        .map(DeflateConfig::client_offer);
+        .filter(|_| cfg!(feature = "deflate"));
+    let offer = compression.map(DeflateConfig::client_offer);
     let handshake = ClientHandshake::new(&ClientRequest {
         host: url.host_str().unwrap_or_default(),
         port: url.port(),
@@ -354,7 +357,7 @@ async fn connect_once(
     // RFC 7692 §5/§7: the response may only carry the extension we offered, with
     // parameters we can honour; anything else fails the connection.
     let deflate = match (
-        options.compression.as_ref(),
+        compression,
         response
             .extensions
             .iter()

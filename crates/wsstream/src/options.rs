@@ -99,7 +99,8 @@ pub struct WebSocketStreamOptions {
     /// `permessage-deflate; client_max_window_bits`, as browsers do; the server decides,
     /// and `extensions` on `opened` reports what was negotiated. Messages below the
     /// config's threshold (1 KiB) are sent uncompressed; inflation is capped at
-    /// `max_message_size` while inflating. `None` offers nothing.
+    /// `max_message_size` while inflating. `None` offers nothing. Without the `deflate`
+    /// feature nothing is offered whatever this says.
     pub compression: Option<DeflateConfig>,
     /// Which codes [`WebSocketStream::close`](crate::WebSocketStream::close) accepts.
     /// Default [`CloseCodes::Browser`] (1000 or 3000–4999, as the web-platform tests

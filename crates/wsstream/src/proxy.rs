@@ -951,14 +951,20 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let host = Host::Ipv4(std::net::Ipv4Addr::LOCALHOST);
-        let tcp = crate::transport::tcp::connect_direct(host.clone(), port, Some(Duration::from_secs(42)))
-            .await
-            .unwrap();
+        let tcp = crate::transport::tcp::connect_direct(
+            host.clone(),
+            port,
+            Some(Duration::from_secs(42)),
+        )
+        .await
+        .unwrap();
         let sock = socket2::SockRef::from(&tcp);
         assert!(sock.keepalive().unwrap());
         assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
         assert!(tcp.nodelay().unwrap());
-        let plain = crate::transport::tcp::connect_direct(host, port, None).await.unwrap();
+        let plain = crate::transport::tcp::connect_direct(host, port, None)
+            .await
+            .unwrap();
         assert!(!socket2::SockRef::from(&plain).keepalive().unwrap());
     }
 }

@@ -96,7 +96,8 @@ pub struct ServerOptions {
     /// Cap of encoded outgoing bytes waiting for the socket; default 64 KiB.
     pub send_buffer_size: usize,
     /// permessage-deflate policy (RFC 7692): `Some` (the default) accepts the client's
-    /// first acceptable offer; `None` declines compression.
+    /// first acceptable offer; `None` declines compression. Without the `deflate` feature
+    /// compression is always declined.
     pub compression: Option<DeflateConfig>,
     /// Bound on the whole upgrade, from the first byte awaited to the response written
     /// (including the TLS handshake with [`accept_tls`]); default
@@ -517,6 +518,7 @@ impl Negotiated {
         let negotiated = options
             .compression
             .as_ref()
+            .filter(|_| cfg!(feature = "deflate"))
             .and_then(|config| Some((config, config.negotiate(&request.extensions)?)));
         let (deflate, extensions) = match negotiated {
             Some((config, (params, header))) => (Some((params, config.clone())), Some(header)),

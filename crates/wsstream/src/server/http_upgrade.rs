@@ -244,6 +244,7 @@ mod tests {
             .unwrap()
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn a_valid_request_is_accepted_with_deflate() {
         let upgrade = HttpUpgrade::from_request(&request("13")).unwrap();
@@ -300,6 +301,7 @@ mod tests {
         assert_eq!(error_response(&e).status(), http::StatusCode::BAD_REQUEST);
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn the_application_answer_is_checked() {
         let upgrade = HttpUpgrade::from_request(&request("13")).unwrap();

@@ -28,10 +28,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 fn connect(url: &str) -> Result<WebSocketStream, BoxError> {
     // Case 9.* sends messages of up to 16 MiB.
-    let options = WebSocketStreamOptions {
-        max_message_size: 64 << 20,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().max_message_size(64 << 20);
     Ok(WebSocketStream::new(url, options)?)
 }
 

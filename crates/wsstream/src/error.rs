@@ -12,6 +12,7 @@ pub type AbortReason = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The `name` of a [`DomException`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DomExceptionName {
     /// The operation was aborted (legacy code 20).
     AbortError,
@@ -283,10 +284,11 @@ pub(crate) fn validate_close_info(
             CloseCodes::Browser | CloseCodes::Protocol => {}
         }
     }
-    if info.reason.len() > 123 {
+    if info.reason.len() > wsstream_proto::close::MAX_REASON_LEN {
         return Err(DomException::syntax(format!(
-            "close reason is {} bytes of UTF-8, the limit is 123",
-            info.reason.len()
+            "close reason is {} bytes of UTF-8, the limit is {}",
+            info.reason.len(),
+            wsstream_proto::close::MAX_REASON_LEN
         )));
     }
     Ok(match info.close_code {
@@ -320,6 +322,7 @@ impl std::error::Error for TypeError {}
 /// the same allocation, so identity can be checked with [`StreamError::same_as`] (the
 /// browser's `===`, B32, B39, B57).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum StreamError {
     /// Aborted with a reason that is not a WebSocketError (`writable.abort(reason)`).
     Aborted(AbortReason),
@@ -386,6 +389,7 @@ impl std::error::Error for StreamError {
 
 /// Why `opened` or `closed` failed.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum ConnectionError {
     /// The abort signal fired before the connection was established (B15–B18); the value
     /// is the signal's reason itself.

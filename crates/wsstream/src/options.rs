@@ -35,6 +35,7 @@ pub const DEFAULT_USER_AGENT: &str = concat!("wsstream/", env!("CARGO_PKG_VERSIO
 /// # let _ = options; }
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WebSocketStreamOptions {
     /// Subprotocols to offer (`Sec-WebSocket-Protocol`), in order of preference. Each must
     /// be an RFC 7230 token and appear once (B5, B6).
@@ -133,17 +134,138 @@ impl Default for WebSocketStreamOptions {
     }
 }
 
+/// Builder-style setters, one per field (the struct is `#[non_exhaustive]`, so new
+/// options can be added without breaking code that sets the ones it knows):
+/// `WebSocketStreamOptions::default().protocols(…)`. Assigning a field of a value works as well.
+impl WebSocketStreamOptions {
+    /// Sets [`protocols`](Self::protocols).
+    #[must_use]
+    pub fn protocols(mut self, protocols: Vec<String>) -> Self {
+        self.protocols = protocols;
+        self
+    }
+
+    /// Sets [`signal`](Self::signal).
+    #[must_use]
+    pub fn signal(mut self, signal: Option<AbortSignal>) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Sets [`headers`](Self::headers).
+    #[must_use]
+    pub fn headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets [`max_message_size`](Self::max_message_size).
+    #[must_use]
+    pub fn max_message_size(mut self, max_message_size: usize) -> Self {
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Sets [`close_timeout`](Self::close_timeout).
+    #[must_use]
+    pub fn close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Self::send_buffer_size).
+    #[must_use]
+    pub fn send_buffer_size(mut self, send_buffer_size: usize) -> Self {
+        self.send_buffer_size = send_buffer_size;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`proxy`](Self::proxy).
+    #[cfg(feature = "proxy")]
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub fn handshake_timeout(mut self, handshake_timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = handshake_timeout;
+        self
+    }
+
+    /// Sets [`ping_interval`](Self::ping_interval).
+    #[must_use]
+    pub fn ping_interval(mut self, ping_interval: Option<Duration>) -> Self {
+        self.ping_interval = ping_interval;
+        self
+    }
+
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    #[must_use]
+    pub fn ping_timeout(mut self, ping_timeout: Duration) -> Self {
+        self.ping_timeout = ping_timeout;
+        self
+    }
+
+    /// Sets [`tcp_keepalive`](Self::tcp_keepalive).
+    #[must_use]
+    pub fn tcp_keepalive(mut self, tcp_keepalive: Option<Duration>) -> Self {
+        self.tcp_keepalive = tcp_keepalive;
+        self
+    }
+
+    /// Sets [`max_redirects`](Self::max_redirects).
+    #[must_use]
+    pub fn max_redirects(mut self, max_redirects: usize) -> Self {
+        self.max_redirects = max_redirects;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn compression(mut self, compression: Option<DeflateConfig>) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`close_codes`](Self::close_codes).
+    #[must_use]
+    pub fn close_codes(mut self, close_codes: CloseCodes) -> Self {
+        self.close_codes = close_codes;
+        self
+    }
+}
+
 impl WebSocketStreamOptions {
     pub(crate) fn proto_config(
         &self,
         deflate: Option<(DeflateParams, DeflateConfig)>,
     ) -> wsstream_proto::Config {
-        wsstream_proto::Config {
-            deflate,
-            max_message_size: self.max_message_size,
-            max_frame_size: self.max_message_size,
-            send_buffer: self.send_buffer_size.max(1),
-            ..Default::default()
-        }
+        engine_config(self.max_message_size, self.send_buffer_size, deflate)
     }
+}
+
+/// The engine's configuration for a connection of either role: the message limit applies
+/// to frames too, the send buffer is at least one byte, and `deflate` is what the opening
+/// handshake negotiated. The one mapping from the options of both roles to the engine.
+pub(crate) fn engine_config(
+    max_message_size: usize,
+    send_buffer_size: usize,
+    deflate: Option<(DeflateParams, DeflateConfig)>,
+) -> wsstream_proto::Config {
+    wsstream_proto::Config::default()
+        .deflate(deflate)
+        .max_message_size(max_message_size)
+        .max_frame_size(max_message_size)
+        .send_buffer(send_buffer_size.max(1))
 }

@@ -88,6 +88,7 @@ pub use wsstream_proto::handshake::RequestError;
 
 /// Limits of a server-side connection.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// Largest message accepted (and frame); default 64 MiB.
     pub max_message_size: usize,
@@ -131,6 +132,60 @@ impl Default for ServerOptions {
             ping_interval: None,
             ping_timeout: crate::DEFAULT_PING_TIMEOUT,
         }
+    }
+}
+
+/// Builder-style setters, one per field (the struct is `#[non_exhaustive]`, so new
+/// options can be added without breaking code that sets the ones it knows):
+/// `ServerOptions::default().max_message_size(…)`. Assigning a field of a value works as well.
+impl ServerOptions {
+    /// Sets [`max_message_size`](Self::max_message_size).
+    #[must_use]
+    pub fn max_message_size(mut self, max_message_size: usize) -> Self {
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Sets [`close_timeout`](Self::close_timeout).
+    #[must_use]
+    pub fn close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Self::send_buffer_size).
+    #[must_use]
+    pub fn send_buffer_size(mut self, send_buffer_size: usize) -> Self {
+        self.send_buffer_size = send_buffer_size;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn compression(mut self, compression: Option<DeflateConfig>) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub fn handshake_timeout(mut self, handshake_timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = handshake_timeout;
+        self
+    }
+
+    /// Sets [`ping_interval`](Self::ping_interval).
+    #[must_use]
+    pub fn ping_interval(mut self, ping_interval: Option<Duration>) -> Self {
+        self.ping_interval = ping_interval;
+        self
+    }
+
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    #[must_use]
+    pub fn ping_timeout(mut self, ping_timeout: Duration) -> Self {
+        self.ping_timeout = ping_timeout;
+        self
     }
 }
 
@@ -524,13 +579,11 @@ impl Negotiated {
             Some((config, (params, header))) => (Some((params, config.clone())), Some(header)),
             None => (None, None),
         };
-        let config = wsstream_proto::Config {
+        let config = crate::options::engine_config(
+            options.max_message_size,
+            options.send_buffer_size,
             deflate,
-            max_message_size: options.max_message_size,
-            max_frame_size: options.max_message_size,
-            send_buffer: options.send_buffer_size.max(1),
-            ..Default::default()
-        };
+        );
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
         let response = request
             .try_accept(protocol, extensions.as_deref(), &extra)

@@ -14,6 +14,7 @@ use crate::transport::AsyncIo;
 
 /// What `opened` resolves with (B19).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WebSocketOpenInfo {
     /// The incoming messages.
     pub readable: WebSocketReadable,

@@ -37,7 +37,7 @@ pub(crate) fn parse_url(input: &str) -> Result<Url, DomException> {
 /// duplicates, compared case-insensitively like the classic WebSocket tests (B6).
 pub(crate) fn validate_protocols(protocols: &[String]) -> Result<(), DomException> {
     for (i, protocol) in protocols.iter().enumerate() {
-        if protocol.is_empty() || !protocol.bytes().all(is_token_byte) {
+        if !wsstream_proto::handshake::is_token(protocol.as_bytes()) {
             return Err(DomException::syntax(format!(
                 "invalid subprotocol {protocol:?}"
             )));
@@ -52,27 +52,6 @@ pub(crate) fn validate_protocols(protocols: &[String]) -> Result<(), DomExceptio
         }
     }
     Ok(())
-}
-
-/// RFC 7230 `tchar`: visible ASCII except separators.
-fn is_token_byte(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'#'
-            | b'$'
-            | b'%'
-            | b'&'
-            | b'\''
-            | b'*'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~'
-    ) || b.is_ascii_alphanumeric()
 }
 
 #[cfg(test)]

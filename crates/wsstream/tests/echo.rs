@@ -156,10 +156,7 @@ async fn compression_off_negotiates_no_extension_and_large_messages_round_trip()
     let url = echo_server().await;
     for compression in [None, Some(wsstream::DeflateConfig::default())] {
         let on = compression.is_some() && cfg!(feature = "deflate");
-        let options = WebSocketStreamOptions {
-            compression,
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default().compression(compression);
         let wss = WebSocketStream::new(&url, options).unwrap();
         let info = wss.opened().await.unwrap();
         assert_eq!(info.extensions.is_empty(), !on, "{}", info.extensions);

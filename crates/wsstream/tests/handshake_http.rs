@@ -65,10 +65,7 @@ async fn the_101_response_headers_are_readable_on_both_ends() {
         info.response
     })
     .await;
-    let options = WebSocketStreamOptions {
-        protocols: vec!["chat".into()],
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().protocols(vec!["chat".into()]);
     let wss = WebSocketStream::new(&url, options).unwrap();
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "chat");
@@ -156,10 +153,8 @@ async fn accept_refuses_a_protocol_the_client_did_not_offer() {
                 .map(|_| ())
         })
         .await;
-        let options = WebSocketStreamOptions {
-            protocols: offered.iter().map(|p| (*p).to_owned()).collect(),
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default()
+            .protocols(offered.iter().map(|p| (*p).to_owned()).collect());
         let wss = WebSocketStream::new(&url, options).unwrap();
         let refused = within(task).await.unwrap().expect_err("refused");
         assert!(

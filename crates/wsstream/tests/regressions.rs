@@ -62,10 +62,7 @@ async fn closed_settles_after_the_last_message_is_taken_without_another_read() {
 #[tokio::test]
 async fn close_with_an_unread_message_still_completes_the_closing_handshake() {
     let server = WptServer::start().await.unwrap();
-    let options = WebSocketStreamOptions {
-        close_timeout: Duration::from_secs(2),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().close_timeout(Duration::from_secs(2));
     let wss = WebSocketStream::new(&server.url("/echo"), options).unwrap();
     let info = wss.opened().await.unwrap();
     let mut writer = info.writable.get_writer().unwrap();

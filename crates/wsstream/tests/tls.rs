@@ -79,10 +79,7 @@ fn chain(error: &(dyn Error + 'static)) -> String {
 fn options_trusting(ca: &Ca) -> WebSocketStreamOptions {
     let mut tls = TlsOptions::default();
     tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-    WebSocketStreamOptions {
-        tls,
-        ..Default::default()
-    }
+    WebSocketStreamOptions::default().tls(tls)
 }
 
 /// Connects and expects `opened` to fail with a TLS error; returns the rustls error and
@@ -173,10 +170,8 @@ async fn wss_to_an_ip_literal_with_an_extra_root_round_trips_and_closes_cleanly(
 async fn wss_to_localhost_with_custom_roots_round_trips_and_closes_cleanly() {
     let ca = Ca::new("wsstream test CA");
     let (port, _seen) = tls_echo_server(ca.server(&["localhost"]).acceptor()).await;
-    let options = WebSocketStreamOptions {
-        tls: TlsOptions::with_roots(Roots::Custom(vec![ca.cert_der()])),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default()
+        .tls(TlsOptions::with_roots(Roots::Custom(vec![ca.cert_der()])));
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/echo"), options).unwrap();
     echo_and_close(&wss).await;
 }
@@ -323,10 +318,8 @@ async fn custom_client_config_is_used_as_is() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let options = WebSocketStreamOptions {
-        tls: TlsOptions::with_client_config(Arc::new(config)),
-        ..Default::default()
-    };
+    let options =
+        WebSocketStreamOptions::default().tls(TlsOptions::with_client_config(Arc::new(config)));
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/"), options).unwrap();
     echo_and_close(&wss).await;
 
@@ -338,10 +331,7 @@ async fn custom_client_config_is_used_as_is() {
         .with_no_client_auth();
     let mut tls = TlsOptions::with_client_config(Arc::new(config));
     tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-    let options = WebSocketStreamOptions {
-        tls,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tls(tls);
     let (reason, _) = expect_tls_failure(&format!("wss://localhost:{port}/"), options).await;
     assert_eq!(
         reason,
@@ -554,10 +544,7 @@ async fn accept_tls_reports_a_client_that_is_not_speaking_tls() {
 async fn webpki_roots_reject_the_test_ca() {
     let ca = Ca::new("wsstream test CA");
     let (port, _seen) = tls_echo_server(ca.server(&["localhost"]).acceptor()).await;
-    let options = WebSocketStreamOptions {
-        tls: TlsOptions::with_roots(Roots::WebPki),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tls(TlsOptions::with_roots(Roots::WebPki));
     let (reason, _) = expect_tls_failure(&format!("wss://localhost:{port}/"), options).await;
     assert_eq!(
         reason,
@@ -566,10 +553,7 @@ async fn webpki_roots_reject_the_test_ca() {
     // …and accept it once it is added.
     let mut tls = TlsOptions::with_roots(Roots::WebPki);
     tls.add_root(ca.cert_der());
-    let options = WebSocketStreamOptions {
-        tls,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tls(tls);
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/"), options).unwrap();
     echo_and_close(&wss).await;
 }

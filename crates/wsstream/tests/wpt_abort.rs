@@ -34,10 +34,7 @@ async fn abort_before_constructing_should_prevent_connection() {
     let signal = controller.signal();
     let wss = WebSocketStream::new(
         &stash.url(),
-        WebSocketStreamOptions {
-            signal: Some(signal.clone()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(signal.clone())),
     )
     .expect("the constructor does not throw for an aborted signal");
     let opened = within("opened", wss.opened()).await;
@@ -54,10 +51,7 @@ async fn abort_before_constructing_should_prevent_connection() {
     // The same with a signal created already aborted.
     let wss2 = WebSocketStream::new(
         &stash.url(),
-        WebSocketStreamOptions {
-            signal: Some(AbortSignal::abort()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(AbortSignal::abort())),
     )
     .unwrap();
     assert_abort_error(within("opened", wss2.opened()).await, "opened");
@@ -78,10 +72,7 @@ async fn abort_during_handshake_should_work() {
     let controller = AbortController::new();
     let wss = WebSocketStream::new(
         &server.url("/handshake_sleep_2"),
-        WebSocketStreamOptions {
-            signal: Some(controller.signal()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(controller.signal())),
     )
     .unwrap();
     // setTimeout(() => controller.abort(), 0)
@@ -98,10 +89,7 @@ async fn abort_after_connect_should_do_nothing() {
     let controller = AbortController::new();
     let wss = WebSocketStream::new(
         &server.echo_url(),
-        WebSocketStreamOptions {
-            signal: Some(controller.signal()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(controller.signal())),
     )
     .unwrap();
     let info = within("opened", wss.opened()).await.unwrap();

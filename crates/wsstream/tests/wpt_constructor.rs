@@ -42,10 +42,7 @@ async fn setting_a_protocol_in_the_constructor_should_work() {
     let server = WptServer::start().await.unwrap();
     let wss = WebSocketStream::new(
         &server.url("/protocol_array"),
-        WebSocketStreamOptions {
-            protocols: vec!["alpha".into(), "beta".into()],
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().protocols(vec!["alpha".into(), "beta".into()]),
     )
     .unwrap();
     let info = within("opened", wss.opened()).await.unwrap();

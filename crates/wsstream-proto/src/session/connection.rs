@@ -939,10 +939,7 @@ mod tests {
                     f
                 }),
             ];
-            let config = Config {
-                max_message_size: 1024,
-                ..Config::default()
-            };
+            let config = Config::default().max_message_size(1024);
             for (name, bytes) in cases {
                 let mut fast = Connection::new(role, config.clone()).unwrap();
                 let mut input = bytes.clone();

@@ -264,10 +264,7 @@ mod tests {
         let (parts, ()) = request("13").into_parts();
         let mut upgrade = HttpUpgrade::from_parts(&parts).unwrap();
         upgrade.set_secure(true);
-        let options = ServerOptions {
-            compression: None,
-            ..Default::default()
-        };
+        let options = ServerOptions::default().compression(None);
         let (response, accepted) = upgrade.accept(None, &HeaderMap::new(), options).unwrap();
         assert!(!response.headers().contains_key("sec-websocket-extensions"));
         assert_eq!(accepted.extensions(), "");

@@ -121,7 +121,7 @@ struct ClientAuth {
 ///
 /// let mut tls = TlsOptions::default();
 /// tls.add_root_pem(&std::fs::read("ca.pem")?)?;
-/// let options = WebSocketStreamOptions { tls, ..Default::default() };
+/// let options = WebSocketStreamOptions::default().tls(tls);
 /// # let _ = options; Ok(()) }
 /// ```
 ///

@@ -1,5 +1,6 @@
 //! `AbortController` and `AbortSignal`, as on the web: a signal aborts the opening
-//! handshake (B10, B15–B18) and does nothing once the connection is open.
+//! handshake (an already aborted one prevents the connection attempt altogether) and
+//! does nothing once the connection is open (WPT `abort.any.js`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +33,7 @@ impl AbortController {
     }
 
     /// Aborts with the given reason; the same `Arc` is what `opened` and `closed` fail
-    /// with (identity preserved, B17).
+    /// with (identity preserved, `Arc::ptr_eq`).
     pub fn abort_with(&self, reason: AbortReason) {
         self.signal.fire(reason);
     }

@@ -12,7 +12,7 @@ use crate::promise::Wait;
 use crate::streams::{WebSocketReadable, WebSocketWritable};
 use crate::transport::AsyncIo;
 
-/// What `opened` resolves with (B19).
+/// What `opened` resolves with: the two streams and what the handshake negotiated.
 #[derive(Clone, Debug)]
 pub struct WebSocketOpenInfo {
     /// The incoming messages.
@@ -60,11 +60,12 @@ impl std::fmt::Debug for WebSocketStream {
 
 impl WebSocketStream {
     /// `new WebSocketStream(url, options)`: parses `url` (http/https map to ws/wss),
-    /// validates the subprotocols, then connects in the background (B1–B11).
+    /// validates the subprotocols, then connects in the background.
     ///
     /// Fails with a `SyntaxError` for a bad URL, scheme, fragment or protocol list; with
     /// an `InvalidStateError` when called outside a tokio runtime. A signal that is already
-    /// aborted makes `opened` and `closed` fail with its reason and nothing is sent (B10).
+    /// aborted makes `opened` and `closed` fail with its reason and nothing is sent (not
+    /// even a DNS query).
     pub fn new(url: &str, options: WebSocketStreamOptions) -> Result<Self, DomException> {
         Self::start(url, options, None)
     }
@@ -177,13 +178,15 @@ impl WebSocketStream {
         }
     }
 
-    /// The URL, serialised after parsing (B14).
+    /// The URL, serialised after parsing (`http`/`https` already mapped to `ws`/`wss`);
+    /// it never changes.
     pub fn url(&self) -> &str {
         self.handle.url()
     }
 
     /// `opened`: resolves with the streams, protocol and extensions once the handshake
-    /// succeeds; fails with a WebSocketError without code (B21) or the abort reason.
+    /// succeeds; fails with a WebSocketError without code (its `source()` says why) or the
+    /// abort reason.
     pub fn opened(&self) -> Opened {
         Opened {
             wait: Wait {

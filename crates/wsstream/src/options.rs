@@ -21,15 +21,16 @@ pub const DEFAULT_USER_AGENT: &str = concat!("wsstream/", env!("CARGO_PKG_VERSIO
 
 /// Options of [`WebSocketStream::new`](crate::WebSocketStream::new).
 ///
+/// Start from [`Default`] and set the fields you need (the struct may gain fields, so
+/// build it this way rather than with a struct literal):
+///
 /// ```
 /// # use std::time::Duration;
 /// # use wsstream::{AbortSignal, WebSocketStreamOptions};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let options = WebSocketStreamOptions {
-///     protocols: vec!["chat".into()],
-///     signal: Some(AbortSignal::timeout(Duration::from_secs(5))),
-///     ..Default::default()
-/// };
+/// let mut options = WebSocketStreamOptions::default();
+/// options.protocols = vec!["chat".into()];
+/// options.signal = Some(AbortSignal::timeout(Duration::from_secs(5)));
 /// # let _ = options; }
 /// ```
 #[derive(Clone, Debug)]

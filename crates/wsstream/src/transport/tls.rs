@@ -100,7 +100,8 @@ struct ClientAuth {
 ///
 /// let mut tls = TlsOptions::default();
 /// tls.add_root_pem(&std::fs::read("ca.pem")?)?;
-/// let options = WebSocketStreamOptions { tls, ..Default::default() };
+/// let mut options = WebSocketStreamOptions::default();
+/// options.tls = tls;
 /// # let _ = options; Ok(()) }
 /// ```
 ///

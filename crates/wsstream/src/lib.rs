@@ -85,6 +85,7 @@ mod driver;
 mod error;
 mod handshake;
 mod keepalive;
+pub mod manual;
 mod options;
 mod promise;
 mod proxy;

@@ -16,13 +16,14 @@
 //! | [`browser`] | The JavaScript `WebSocketStream` API next to its Rust spelling, and where wsstream deliberately differs. |
 //!
 //! The behaviour follows [RFC 6455] (the WebSocket protocol), [RFC 7692]
-//! (permessage-deflate), the [WebSocketStream explainer] and the WHATWG proposal that
-//! specifies it, and the web-platform tests in `websockets/stream/tentative/` (each of
-//! which is ported as a Rust test of this crate, named after it).
+//! (permessage-deflate), the [WebSocketStream explainer] and the [WHATWG proposal] that
+//! specifies it, and the web-platform tests in `websockets/stream/tentative/` (ported as
+//! Rust tests of this crate, named after them).
 //!
 //! [RFC 6455]: https://www.rfc-editor.org/rfc/rfc6455
 //! [RFC 7692]: https://www.rfc-editor.org/rfc/rfc7692
 //! [WebSocketStream explainer]: https://github.com/ricea/websocketstream-explainer
+//! [WHATWG proposal]: https://github.com/whatwg/websockets/pull/48
 
 #[doc = include_str!("backpressure.md")]
 pub mod backpressure {}

@@ -128,9 +128,22 @@ pub struct WebSocketError {
 impl WebSocketError {
     /// `new WebSocketError(message, init)`: validates `init` like
     /// [`WebSocketStream::close`](crate::WebSocketStream::close) (WPT
-    /// `websocket-error.any.js`): a code other
-    /// than 1000 or 3000–4999 is an `InvalidAccessError`, a reason over 123 UTF-8 bytes a
-    /// `SyntaxError`, and a reason without a code gets code 1000.
+    /// `websocket-error.any.js`): a code other than 1000 or 3000–4999 is an
+    /// `InvalidAccessError`, a reason over 123 UTF-8 bytes a `SyntaxError`, and a reason
+    /// without a code gets code 1000.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wsstream::{DomExceptionName, WebSocketCloseInfo, WebSocketError};
+    ///
+    /// let error = WebSocketError::new("", WebSocketCloseInfo { close_code: None, reason: "gone".into() })?;
+    /// assert_eq!(error.close_code(), Some(1000)); // a reason alone gets 1000
+    ///
+    /// let invalid = WebSocketCloseInfo { close_code: Some(1006), reason: String::new() };
+    /// let refused = WebSocketError::new("", invalid).unwrap_err();
+    /// assert_eq!(refused.name(), DomExceptionName::InvalidAccessError);
+    /// # Ok(()) }
+    /// ```
     pub fn new(message: impl Into<String>, init: WebSocketCloseInfo) -> Result<Self, DomException> {
         let close_code = validate_close_info(&init, CloseCodes::Browser)?;
         Ok(Self {
@@ -450,6 +463,35 @@ impl std::error::Error for ConnectionError {
 /// The reason given to `readable.cancel()` / `writable.abort()`: only a WebSocketError's
 /// code and reason are used for the Close frame (the proposal's "close using reason"; WPT
 /// `close.any.js` checks that other values are ignored).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("ws://{}/echo", listener.local_addr()?);
+/// # tokio::spawn(async move {
+/// #     let (tcp, _) = listener.accept().await.unwrap();
+/// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+/// #     let info = wss.opened().await.unwrap();
+/// #     let mut reader = info.readable.get_reader().unwrap();
+/// #     let mut writer = info.writable.get_writer().unwrap();
+/// #     while let Ok(Some(message)) = reader.read().await {
+/// #         if writer.write(message).await.is_err() { break; }
+/// #     }
+/// # });
+/// use wsstream::{CancelReason, WebSocketCloseInfo, WebSocketError, WebSocketStream, WebSocketStreamOptions};
+///
+/// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+/// let info = wss.opened().await?;
+/// let reason = WebSocketError::new(
+///     "shutting down",
+///     WebSocketCloseInfo { close_code: Some(4001), reason: "maintenance".into() },
+/// )?;
+/// info.writable.abort(CancelReason::from(reason)).await?;
+/// // The echo server answered our Close with the same code.
+/// assert_eq!(wss.closed().await?.close_code, Some(4001));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub enum CancelReason {
     /// No reason: an empty Close frame.

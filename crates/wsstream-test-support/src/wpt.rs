@@ -1,5 +1,6 @@
 //! The web-platform-tests server: the pywebsocket handlers that
-//! `websockets/stream/tentative/*.any.js` talk to (spec.md B.1), on `127.0.0.1`.
+//! `websockets/stream/tentative/*.any.js` talk to (`websockets/handlers/*_wsh.py`), on
+//! `127.0.0.1`.
 //!
 //! [`WptServer::start`] binds `127.0.0.1:0` and serves every handler on that one port;
 //! [`WptServer::base_url`] is the WPT `BASEURL` and [`WptServer::echo_url`] its `ECHOURL`.

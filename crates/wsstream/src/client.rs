@@ -37,7 +37,8 @@ pub enum ConnectError {
     Tls(io::Error),
     /// The server closed the connection before completing the handshake.
     ClosedDuringHandshake,
-    /// `close()` was called, or every handle dropped, during the handshake (B23).
+    /// `close()` was called, or every handle dropped, during the handshake (the close
+    /// code and reason given to `close()` are not sent then: the connection is failed).
     Closed,
     /// The server's permessage-deflate response is not acceptable (RFC 7692 §7).
     Extension(DeflateNegotiationError),
@@ -157,7 +158,10 @@ pub(crate) async fn run(
         reason = aborted => return abort(&shared, reason),
         () = shared.interrupted() => Err(ConnectError::Closed),
     };
-    // The decision to open is atomic with the checks of the signal and close() (G6).
+    // The decision to open is atomic with the checks of the signal and close(): an abort
+    // or a close that lands while the handshake completes either wins entirely (the
+    // connection never opens) or comes too late (it is open, and the signal no longer
+    // matters), never half of each.
     let established = {
         let mut core = shared.core();
         if let Some(reason) = signal.as_ref().and_then(crate::AbortSignal::reason) {
@@ -206,7 +210,8 @@ pub(crate) async fn run(
     ));
 }
 
-/// B15: the signal fired before the connection was established.
+/// The signal fired before the connection was established: `opened` and `closed` both
+/// fail with the signal's reason itself, and no WebSocketError is made.
 fn abort(shared: &Shared, reason: AbortReason) {
     shared.core().set_closed_before_open();
     shared
@@ -215,8 +220,9 @@ fn abort(shared: &Shared, reason: AbortReason) {
     shared.closed.settle(Err(ConnectionError::Aborted(reason)));
 }
 
-/// B21: the connection closed before it was established: `opened` fails with a
-/// WebSocketError without code, `closed` with a different one with code 1006.
+/// The connection closed before it was established: `opened` fails with a
+/// WebSocketError without code, `closed` with a different one with code 1006 (WPT
+/// `constructor.any.js`, "connection failure should reject the promises").
 fn fail(shared: &Shared, cause: AbortReason) {
     crate::trace::handshake_failed(&shared.span(), &*cause);
     shared.core().set_closed_before_open();

@@ -23,24 +23,28 @@ pub const DEFAULT_USER_AGENT: &str = concat!("wsstream/", env!("CARGO_PKG_VERSIO
 
 /// Options of [`WebSocketStream::new`](crate::WebSocketStream::new).
 ///
+/// Start from [`Default`] and set the fields you need (the struct may gain fields, so
+/// build it this way rather than with a struct literal):
+///
 /// ```
 /// # use std::time::Duration;
 /// # use wsstream::{AbortSignal, WebSocketStreamOptions};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let options = WebSocketStreamOptions {
-///     protocols: vec!["chat".into()],
-///     signal: Some(AbortSignal::timeout(Duration::from_secs(5))),
-///     ..Default::default()
-/// };
+/// let mut options = WebSocketStreamOptions::default();
+/// options.protocols = vec!["chat".into()];
+/// options.signal = Some(AbortSignal::timeout(Duration::from_secs(5)));
 /// # let _ = options; }
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WebSocketStreamOptions {
     /// Subprotocols to offer (`Sec-WebSocket-Protocol`), in order of preference. Each must
-    /// be an RFC 7230 token and appear once (B5, B6).
+    /// be an RFC 7230 token and appear once (compared case-insensitively); otherwise
+    /// [`WebSocketStream::new`](crate::WebSocketStream::new) fails with a `SyntaxError`.
     pub protocols: Vec<String>,
-    /// Aborts the opening handshake (B10, B15–B18); no effect once open.
+    /// Aborts the opening handshake: `opened` and `closed` then fail with the signal's
+    /// reason (an already aborted signal means nothing is sent at all). No effect once
+    /// the connection is open.
     pub signal: Option<AbortSignal>,
     /// Extra request headers (e.g. `Authorization`, `Origin`, `Cookie`). The protocol's
     /// own headers (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`) cannot be
@@ -55,7 +59,8 @@ pub struct WebSocketStreamOptions {
     /// close TCP after the closing handshake) before closing uncleanly (1006). Default 30 s.
     pub close_timeout: Duration,
     /// Cap of encoded outgoing bytes waiting for the socket: a write completes once its
-    /// message is in this buffer (B37). Default 64 KiB.
+    /// message is in this buffer (send backpressure: a write completes once there was room
+    /// for it, not when the peer received it). Default 64 KiB.
     pub send_buffer_size: usize,
     /// TLS settings of `wss://` connections (roots, client certificate, or a complete
     /// rustls configuration). Default: the platform verifier, no client certificate.

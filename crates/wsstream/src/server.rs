@@ -400,6 +400,44 @@ pub async fn accept_tls<S: AsyncIo>(
 /// Accepts an upgrade without a subprotocol: [`read_request`] then
 /// [`UpgradeRequest::accept`], all within
 /// [`handshake_timeout`](ServerOptions::handshake_timeout).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use wsstream::server::{self, ServerOptions};
+/// use wsstream::{WebSocketStream, WebSocketStreamOptions};
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// tokio::spawn(async move {
+///     while let Ok((tcp, _)) = listener.accept().await {
+///         tokio::spawn(async move {
+///             let mut options = ServerOptions::default();
+///             options.max_message_size = 1 << 20;
+///             let Ok(wss) = server::accept(tcp, options).await else { return };
+///             let Ok(info) = wss.opened().await else { return }; // already resolved
+///             let (Ok(mut reader), Ok(mut writer)) =
+///                 (info.readable.get_reader(), info.writable.get_writer())
+///             else {
+///                 return;
+///             };
+///             while let Ok(Some(message)) = reader.read().await {
+///                 if writer.write(message).await.is_err() {
+///                     break;
+///                 }
+///             }
+///         });
+///     }
+/// });
+///
+/// // A client of that server.
+/// let wss = WebSocketStream::new(&format!("ws://{addr}/"), WebSocketStreamOptions::default())?;
+/// let info = wss.opened().await?;
+/// info.writable.get_writer()?.write("echo me").await?;
+/// let echo = info.readable.get_reader()?.read().await?;
+/// assert_eq!(echo.as_ref().and_then(|m| m.as_text()), Some("echo me"));
+/// # Ok(()) }
+/// ```
 pub async fn accept<S: AsyncIo>(
     io: S,
     options: ServerOptions,

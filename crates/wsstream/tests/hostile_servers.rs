@@ -5,7 +5,7 @@
 //! under a timeout; the close timeout and the abort signal end what the peer never ends).
 //!
 //! `closed` fails with code 1006 when the client fails the connection (the server's Close
-//! never arrives, as in the browser, B22); the close code the client *sent* (1002, 1007,
+//! never arrives, as in the browser); the close code the client *sent* (1002, 1007,
 //! 1009) is what the server sees and what the `ProtocolError` in the chain reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -882,7 +882,8 @@ async fn server_that_never_closes_tcp_after_the_closing_handshake() {
 }
 
 /// Every handle dropped while the server ignores the closing handshake: the connection
-/// task still ends by itself (Close without a code, B71; then the close timeout), so
+/// task still ends by itself (Close without a code, as a browser does for a collected
+/// WebSocket; then the close timeout), so
 /// nothing leaks — the server sees the TCP connection end.
 #[tokio::test]
 async fn abandoned_connection_to_a_silent_server_ends_by_itself() {

@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/abort.any.js` (spec.md B.2): the abort signal.
+//! `websockets/stream/tentative/abort.any.js`: the abort signal.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -23,7 +23,7 @@ fn assert_abort_error<T: std::fmt::Debug>(result: Result<T, ConnectionError>, wh
 
 /// WPT: "abort before constructing should prevent connection".
 ///
-/// Rust rewording (spec.md D.4): a TCP listener stands for the stash endpoint; with
+/// Rust rewording: a TCP listener stands for the stash endpoint; with
 /// `AbortSignal::abort()` no connection is ever accepted and both futures fail with the
 /// abort reason.
 #[tokio::test]

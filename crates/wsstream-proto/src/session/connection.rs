@@ -219,7 +219,8 @@ impl Connection {
     }
 
     /// Whether an outbound message was abandoned part-way because the closing handshake
-    /// started (data that was accepted but never fully sent: an unclean close, spec G4).
+    /// started (data that was accepted but never fully sent makes the close unclean, as
+    /// WPT `remote-close.any.js` requires).
     pub fn abandoned_data(&self) -> bool {
         self.abandoned
     }

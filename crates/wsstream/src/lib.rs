@@ -167,7 +167,8 @@
 //!
 //! ## TLS, proxies, compression
 //!
-//! * **TLS**: `wss://` uses rustls with the *ring* provider, verifying the server's
+//! * **TLS**: `wss://` uses rustls with the aws-lc-rs provider (post-quantum
+//!   X25519MLKEM768 key exchange first, as browsers offer; *ring* with a feature), verifying the server's
 //!   certificate with the operating system's verifier and trust store by default
 //!   ([`Roots::Platform`]); Mozilla's roots compiled in ([`Roots`], feature
 //!   `webpki-roots`), a private CA, client certificates or a whole `rustls::ClientConfig`
@@ -204,6 +205,16 @@
 //!
 //! ## Cargo features
 //!
+//! Everything a browser does is on by default; each part compiles out:
+//!
+//! * `rustls-aws-lc-rs` (default): `wss://` and TLS servers on rustls with aws-lc-rs,
+//!   post-quantum hybrid key exchange first. `rustls-ring`: the same with *ring*.
+//!   `tls` alone: rustls with the provider your program installs. Without any of them,
+//!   `wss://` fails to connect with [`ConnectError::Tls`] and the TLS types are absent.
+//! * `proxy` (default): HTTP CONNECT, HTTPS and SOCKS5 proxies, explicit or from the
+//!   environment. Without it every connection is direct and the `proxy` option is absent.
+//! * `deflate` (default): permessage-deflate. Without it compression is never offered or
+//!   accepted (the options stay, and have no effect) and flate2 is not built.
 //! * `tracing` (default): one `tracing` span per connection and events for the
 //!   handshake, the close (code, reason, clean, cause), protocol violations and
 //!   keepalive timeouts. Free when no subscriber listens.
@@ -212,6 +223,7 @@
 //! * `axum` (implies `hyper`): `server::axum`, the `WebSocketUpgrade` extractor for
 //!   axum 0.8.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abort;
 mod client;

@@ -224,7 +224,7 @@ impl WebSocketStream {
     /// use wsstream::{WebSocketOpenInfo, WebSocketStream, WebSocketStreamOptions};
     ///
     /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
-    /// let WebSocketOpenInfo { readable, writable, protocol, extensions, response } =
+    /// let WebSocketOpenInfo { readable, writable, protocol, extensions, response, .. } =
     ///     wss.opened().await?;
     /// assert_eq!(response.status(), 101);
     /// println!("subprotocol {protocol:?}, extensions {extensions:?}");

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! scripts/soak.sh                                    # DURATION=600 by default
-//! cargo run --release -p wsstream --example soak -- --duration 600 --rate 2000
+//! cargo run --release -p wsstream-bench --bin soak -- --duration 600 --rate 2000
 //! ```
 //!
 //! Options: `--duration S` (600), `--warmup S` (60), `--rate MSGS_PER_S` (2000, over all

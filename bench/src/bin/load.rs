@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! scripts/load.sh                                   # 10 000 connections, release build
-//! cargo run --release -p wsstream --example load -- --connections 10000
-//! cargo run --release -p wsstream --example load -- --connections 5000 --in-process
+//! cargo run --release -p wsstream-bench --bin load -- --connections 10000
+//! cargo run --release -p wsstream-bench --bin load -- --connections 5000 --in-process
 //! ```
 //!
 //! By default the server runs in a child process (this binary with `--serve`), so the

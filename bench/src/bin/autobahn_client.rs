@@ -19,6 +19,9 @@
 //! closes; `/updateReports?agent=AGENT` makes the server write its reports. A case that fails
 //! the connection (the protocol errors under test) is logged and the run goes on. The exit
 //! status is non-zero only when the case count cannot be read.
+// Options are set field by field on `Default::default()`: the option structs are
+// `#[non_exhaustive]`-bound, so struct literals would not compile from outside the crate.
+#![allow(clippy::field_reassign_with_default)]
 
 use std::error::Error;
 use std::process::ExitCode;

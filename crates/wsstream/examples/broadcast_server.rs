@@ -25,7 +25,8 @@
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use wsstream::Message;
 use wsstream::server::{self, ServerOptions};
 
@@ -37,7 +38,7 @@ const CAPACITY: usize = 64;
 /// Forwards the feed to one client until it leaves, counting the messages it skipped.
 async fn client(
     tcp: TcpStream,
-    mut feed: broadcast::Receiver<Message>,
+    feed: &mut broadcast::Receiver<Message>,
     skipped: &mut u64,
 ) -> Result<(), Error> {
     let wss = server::accept(tcp, ServerOptions::default()).await?;
@@ -84,10 +85,14 @@ async fn main() -> std::io::Result<()> {
     loop {
         let (tcp, peer) = listener.accept().await?;
         // Subscribe now: the client gets the ticks sent from this point on.
-        let receiver = feed.subscribe();
+        let mut receiver = feed.subscribe();
         tokio::spawn(async move {
             let mut skipped = 0;
-            let outcome = client(tcp, receiver, &mut skipped).await;
+            let outcome = client(tcp, &mut receiver, &mut skipped).await;
+            // A client that left while stuck in `write` has not seen its lag yet.
+            if let Err(TryRecvError::Lagged(n)) = receiver.try_recv() {
+                skipped += n;
+            }
             let how = outcome.err().map_or("left".into(), |e| e.to_string());
             println!("{peer}: {how}; skipped {skipped} messages");
         });

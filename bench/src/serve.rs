@@ -3,7 +3,7 @@
 //! connection, which reads a message and writes it back until the client closes. No
 //! permessage-deflate anywhere: every server declines the offer.
 //!
-//! * wsstream: `server::accept` with `ServerOptions { compression: None, .. }`, then
+//! * wsstream: `server::accept` with `().compression(None)`, then
 //!   `opened()`, `reader.read()` → `writer.write(message)`, and `closed()` at the end.
 //! * tokio-tungstenite: `accept_async` (default config: 128 KiB buffers), `next()` →
 //!   `send()` of every text or binary message.
@@ -117,10 +117,7 @@ where
 /// wait for the closing handshake to finish.
 async fn wsstream_echo(tcp: TcpStream) -> Result<(), BoxError> {
     use wsstream::server::{ServerOptions, accept};
-    let options = ServerOptions {
-        compression: None,
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().compression(None);
     let wss = accept(tcp, options).await?;
     let info = wss.opened().await?;
     let mut reader = info.readable.get_reader()?;

@@ -92,13 +92,11 @@ fn config(selector: u8) -> Config {
         2 => 100,
         _ => 1,
     };
-    Config {
-        max_message_size,
-        max_frame_size: max_message_size,
-        frame_size,
-        send_buffer,
-        ..Config::default()
-    }
+    Config::default()
+        .max_message_size(max_message_size)
+        .max_frame_size(max_message_size)
+        .frame_size(frame_size)
+        .send_buffer(send_buffer)
 }
 
 /// How far the closing handshake has got: the state may only move forward.

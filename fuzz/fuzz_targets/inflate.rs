@@ -109,12 +109,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let frame_limit = limit.max(1 << 16);
-    let config = Config {
-        max_message_size: limit,
-        max_frame_size: frame_limit,
-        deflate: Some((params, DeflateConfig::default())),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .max_message_size(limit)
+        .max_frame_size(frame_limit)
+        .deflate(Some((params, DeflateConfig::default())));
     let Ok(mut conn) = Connection::new(role, config) else {
         return;
     };

@@ -19,11 +19,9 @@ fn config(selector: u8) -> Config {
         2 => (300, 300),
         _ => (16, 8),
     };
-    Config {
-        max_message_size,
-        max_frame_size,
-        ..Config::default()
-    }
+    Config::default()
+        .max_message_size(max_message_size)
+        .max_frame_size(max_frame_size)
 }
 
 /// Decodes `data` with a `role` connection.

@@ -19,9 +19,6 @@
 //! closes; `/updateReports?agent=AGENT` makes the server write its reports. A case that fails
 //! the connection (the protocol errors under test) is logged and the run goes on. The exit
 //! status is non-zero only when the case count cannot be read.
-// Options are set field by field on `Default::default()`: the option structs are
-// `#[non_exhaustive]`-bound, so struct literals would not compile from outside the crate.
-#![allow(clippy::field_reassign_with_default)]
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -32,8 +29,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 fn connect(url: &str) -> Result<WebSocketStream, BoxError> {
     // Case 9.* sends messages of up to 16 MiB.
-    let mut options = WebSocketStreamOptions::default();
-    options.max_message_size = 64 << 20;
+    let options = WebSocketStreamOptions::default().max_message_size(64 << 20);
     Ok(WebSocketStream::new(url, options)?)
 }
 

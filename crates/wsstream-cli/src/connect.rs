@@ -230,28 +230,26 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
             return report::usage(format_args!("--ca {}: {e}", path.display()));
         }
     }
-    let options = WebSocketStreamOptions {
-        protocols: args.protocols.clone(),
-        signal: args.timeout.map(AbortSignal::timeout),
-        headers,
-        tls,
-        proxy: match (&args.proxy, args.no_proxy) {
+    let options = WebSocketStreamOptions::default()
+        .protocols(args.protocols.clone())
+        .signal(args.timeout.map(AbortSignal::timeout))
+        .headers(headers)
+        .tls(tls)
+        .proxy(match (&args.proxy, args.no_proxy) {
             (Some(url), _) => Proxy::Url(url.clone()),
             (None, true) => Proxy::None,
             (None, false) => Proxy::FromEnv,
-        },
-        handshake_timeout: args.handshake_timeout,
-        ping_interval: args.ping_interval,
-        ping_timeout: args.ping_timeout.unwrap_or(DEFAULT_PING_TIMEOUT),
-        tcp_keepalive: args.tcp_keepalive,
-        max_redirects: args.max_redirects,
-        compression: if args.no_compression {
+        })
+        .handshake_timeout(args.handshake_timeout)
+        .ping_interval(args.ping_interval)
+        .ping_timeout(args.ping_timeout.unwrap_or(DEFAULT_PING_TIMEOUT))
+        .tcp_keepalive(args.tcp_keepalive)
+        .max_redirects(args.max_redirects)
+        .compression(if args.no_compression {
             None
         } else {
             Some(wsstream::DeflateConfig::default())
-        },
-        ..Default::default()
-    };
+        });
     let wss = match WebSocketStream::new(&args.url, options) {
         Ok(wss) => wss,
         Err(e) => return report::usage(format_args!("{}: {e}", args.url)),

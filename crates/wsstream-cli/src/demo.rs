@@ -64,10 +64,8 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
             Err(e) => return report::fail(format_args!("cannot start the embedded server: {e}")),
         },
     };
-    let options = WebSocketStreamOptions {
-        signal: Some(AbortSignal::timeout(CONNECT_TIMEOUT)),
-        ..Default::default()
-    };
+    let options =
+        WebSocketStreamOptions::default().signal(Some(AbortSignal::timeout(CONNECT_TIMEOUT)));
     let wss = match WebSocketStream::new(&url, options) {
         Ok(wss) => wss,
         Err(e) => return report::usage(format_args!("invalid --url {url:?}: {e}")),

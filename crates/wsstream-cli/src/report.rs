@@ -78,6 +78,7 @@ pub(crate) fn connection_error(e: &ConnectionError) -> String {
                 causes(reason.as_ref() as &(dyn Error + 'static))
             )
         }
+        other => format!("{other}{}", causes(other as &(dyn Error + 'static))),
     }
 }
 

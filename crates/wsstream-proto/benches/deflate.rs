@@ -79,14 +79,8 @@ fn config(level: u32, no_context_takeover: bool) -> Config {
         server_no_context_takeover: no_context_takeover,
         ..DeflateParams::default()
     };
-    let deflate = DeflateConfig {
-        compression_level: level,
-        ..DeflateConfig::default()
-    };
-    Config {
-        deflate: Some((params, deflate)),
-        ..Config::default()
-    }
+    let deflate = DeflateConfig::default().compression_level(level);
+    Config::default().deflate(Some((params, deflate)))
 }
 
 fn report(what: &str, size: usize, count: usize, time: Duration, wire: usize) {
@@ -215,10 +209,7 @@ fn connection_memory(bits: u8, text: &str) -> (usize, usize) {
         server_max_window_bits: bits,
         ..DeflateParams::default()
     };
-    let config = Config {
-        deflate: Some((params, DeflateConfig::default())),
-        ..Config::default()
-    };
+    let config = Config::default().deflate(Some((params, DeflateConfig::default())));
     let message = Message::from(&text[..64 << 10]);
     let base = ALLOC.allocated();
     let (Ok(mut client), Ok(mut server)) = (

@@ -12,6 +12,7 @@ pub const DEFAULT_SEND_BUFFER: usize = 64 << 10;
 /// Engine configuration. Every field has a safe default; invalid values are rejected by
 /// [`Config::validate`] instead of panicking later.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Largest message (after reassembly) accepted from the peer; larger ones fail the
     /// connection with 1009 before anything is allocated for them.
@@ -49,6 +50,46 @@ impl Default for Config {
     }
 }
 
+/// Builder-style setters, one per field (the struct is `#[non_exhaustive]`, so new
+/// options can be added without breaking code that sets the ones it knows):
+/// `Config::default().max_message_size(…)`. Assigning a field of a value works as well.
+impl Config {
+    /// Sets [`max_message_size`](Self::max_message_size).
+    #[must_use]
+    pub fn max_message_size(mut self, max_message_size: usize) -> Self {
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Sets [`max_frame_size`](Self::max_frame_size).
+    #[must_use]
+    pub fn max_frame_size(mut self, max_frame_size: usize) -> Self {
+        self.max_frame_size = max_frame_size;
+        self
+    }
+
+    /// Sets [`frame_size`](Self::frame_size).
+    #[must_use]
+    pub fn frame_size(mut self, frame_size: usize) -> Self {
+        self.frame_size = frame_size;
+        self
+    }
+
+    /// Sets [`send_buffer`](Self::send_buffer).
+    #[must_use]
+    pub fn send_buffer(mut self, send_buffer: usize) -> Self {
+        self.send_buffer = send_buffer;
+        self
+    }
+
+    /// Sets [`deflate`](Self::deflate).
+    #[must_use]
+    pub fn deflate(mut self, deflate: Option<(DeflateParams, DeflateConfig)>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+}
+
 /// Why a [`Config`] was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError(&'static str);
@@ -81,6 +122,11 @@ impl Config {
             return Err(ConfigError("size limits must be at least 1"));
         }
         if let Some((params, deflate)) = &self.deflate {
+            if cfg!(not(feature = "deflate")) {
+                return Err(ConfigError(
+                    "permessage-deflate needs the `deflate` feature of wsstream-proto",
+                ));
+            }
             params.validate()?;
             deflate.validate()?;
         }

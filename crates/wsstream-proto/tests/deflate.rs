@@ -37,18 +37,11 @@ const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const RSV1: u8 = 0b100;
 
 fn level6() -> DeflateConfig {
-    DeflateConfig {
-        compression_level: 6,
-        threshold: 0,
-        ..DeflateConfig::default()
-    }
+    DeflateConfig::default().compression_level(6).threshold(0)
 }
 
 fn config(params: DeflateParams, deflate: DeflateConfig) -> Config {
-    Config {
-        deflate: Some((params, deflate)),
-        ..Config::default()
-    }
+    Config::default().deflate(Some((params, deflate)))
 }
 
 fn connection(role: Role, params: DeflateParams, deflate: DeflateConfig) -> Connection {
@@ -455,12 +448,10 @@ fn a_bomb_fails_with_1009_and_bounded_memory() {
         let wire = from_peer(role, &frames);
         let mut conn = Connection::new(
             role,
-            Config {
-                max_message_size: LIMIT,
-                max_frame_size: LIMIT,
-                deflate: Some((DeflateParams::default(), level6())),
-                ..Config::default()
-            },
+            Config::default()
+                .max_message_size(LIMIT)
+                .max_frame_size(LIMIT)
+                .deflate(Some((DeflateParams::default(), level6()))),
         )
         .unwrap();
         let mut input = BytesMut::with_capacity(wire.len());
@@ -503,11 +494,9 @@ fn the_limit_is_exact_for_compressed_messages() {
         for limit in [size.max(1), size + 1] {
             let mut client = Connection::new(
                 Role::Client,
-                Config {
-                    max_message_size: limit,
-                    deflate: Some((DeflateParams::default(), level6())),
-                    ..Config::default()
-                },
+                Config::default()
+                    .max_message_size(limit)
+                    .deflate(Some((DeflateParams::default(), level6()))),
             )
             .unwrap();
             let events = feed_all(
@@ -523,11 +512,9 @@ fn the_limit_is_exact_for_compressed_messages() {
         if size >= 2 {
             let mut client = Connection::new(
                 Role::Client,
-                Config {
-                    max_message_size: size - 1,
-                    deflate: Some((DeflateParams::default(), level6())),
-                    ..Config::default()
-                },
+                Config::default()
+                    .max_message_size(size - 1)
+                    .deflate(Some((DeflateParams::default(), level6()))),
             )
             .unwrap();
             let events = feed_all(
@@ -553,10 +540,7 @@ fn the_limit_is_exact_for_compressed_messages() {
 #[test]
 fn messages_below_the_threshold_go_uncompressed() {
     let _s = serial();
-    let cfg = DeflateConfig {
-        threshold: 100,
-        ..DeflateConfig::default()
-    };
+    let cfg = DeflateConfig::default().threshold(100);
     for role in [Role::Client, Role::Server] {
         let mut conn = connection(role, DeflateParams::default(), cfg.clone());
         let short = "a".repeat(99);
@@ -581,11 +565,9 @@ fn compressed_messages_are_fragmented_with_rsv1_on_the_first_frame_only() {
         .collect();
     let mut client = Connection::new(
         Role::Client,
-        Config {
-            frame_size: 100,
-            deflate: Some((DeflateParams::default(), level6())),
-            ..Config::default()
-        },
+        Config::default()
+            .frame_size(100)
+            .deflate(Some((DeflateParams::default(), level6()))),
     )
     .unwrap();
     let wire = send(&mut client, Message::from(body.as_str()));
@@ -790,18 +772,14 @@ fn round_trip(
     chunk: usize,
     payloads: &[Payload],
 ) -> Result<(), TestCaseError> {
-    let deflate = DeflateConfig {
-        compression_level: level,
-        threshold,
-        ..DeflateConfig::default()
-    };
+    let deflate = DeflateConfig::default()
+        .compression_level(level)
+        .threshold(threshold);
     let mut a = Connection::new(
         sender,
-        Config {
-            frame_size,
-            deflate: Some((params, deflate.clone())),
-            ..Config::default()
-        },
+        Config::default()
+            .frame_size(frame_size)
+            .deflate(Some((params, deflate.clone()))),
     )
     .unwrap();
     let mut b = connection(other(sender), params, deflate);
@@ -886,13 +864,11 @@ fn client_offers() {
         DeflateConfig::default().client_offer(),
         "permessage-deflate; client_max_window_bits"
     );
-    let all = DeflateConfig {
-        client_no_context_takeover: true,
-        server_no_context_takeover: true,
-        client_max_window_bits: Some(10),
-        server_max_window_bits: Some(12),
-        ..DeflateConfig::default()
-    };
+    let all = DeflateConfig::default()
+        .client_no_context_takeover(true)
+        .server_no_context_takeover(true)
+        .client_max_window_bits(Some(10))
+        .server_max_window_bits(Some(12));
     assert_eq!(
         all.client_offer(),
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
@@ -908,23 +884,14 @@ fn config_validation() {
     assert!(DeflateConfig::default().validate().is_ok());
     for bits in [Some(8), Some(16), Some(0)] {
         for cfg in [
-            DeflateConfig {
-                client_max_window_bits: bits,
-                ..DeflateConfig::default()
-            },
-            DeflateConfig {
-                server_max_window_bits: bits,
-                ..DeflateConfig::default()
-            },
+            DeflateConfig::default().client_max_window_bits(bits),
+            DeflateConfig::default().server_max_window_bits(bits),
         ] {
             assert!(cfg.validate().is_err(), "{cfg:?}");
             assert!(Connection::new(Role::Client, config(DeflateParams::default(), cfg)).is_err());
         }
     }
-    let bad_level = DeflateConfig {
-        compression_level: 10,
-        ..DeflateConfig::default()
-    };
+    let bad_level = DeflateConfig::default().compression_level(10);
     assert!(bad_level.validate().is_err());
     for bits in [7u8, 16] {
         let params = DeflateParams {
@@ -996,13 +963,11 @@ fn client_accepts_valid_responses() {
         );
     }
     // What we asked for, and the server lowering it.
-    let asking = DeflateConfig {
-        client_no_context_takeover: true,
-        server_no_context_takeover: true,
-        client_max_window_bits: Some(12),
-        server_max_window_bits: Some(11),
-        ..DeflateConfig::default()
-    };
+    let asking = DeflateConfig::default()
+        .client_no_context_takeover(true)
+        .server_no_context_takeover(true)
+        .client_max_window_bits(Some(12))
+        .server_max_window_bits(Some(11));
     assert_eq!(
         asking.accept_response(&element(
             "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
@@ -1036,12 +1001,10 @@ fn client_rejects_invalid_responses() {
     let _s = serial();
     use DeflateNegotiationError as E;
     let default = DeflateConfig::default();
-    let asking = DeflateConfig {
-        server_no_context_takeover: true,
-        server_max_window_bits: Some(11),
-        client_max_window_bits: Some(10),
-        ..DeflateConfig::default()
-    };
+    let asking = DeflateConfig::default()
+        .server_no_context_takeover(true)
+        .server_max_window_bits(Some(11))
+        .client_max_window_bits(Some(10));
     let cases: &[(&DeflateConfig, &str, E)] = &[
         (
             &default,
@@ -1259,13 +1222,11 @@ fn server_answers_each_parameter() {
     }
 
     // A server with its own policy.
-    let strict = DeflateConfig {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        server_max_window_bits: Some(12),
-        client_max_window_bits: Some(11),
-        ..DeflateConfig::default()
-    };
+    let strict = DeflateConfig::default()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true)
+        .server_max_window_bits(Some(12))
+        .client_max_window_bits(Some(11));
     let cases: &[(&str, DeflateParams, &str)] = &[
         (
             "permessage-deflate; client_max_window_bits",
@@ -1302,21 +1263,18 @@ fn server_answers_each_parameter() {
         );
     }
     // An invalid policy accepts nothing.
-    let broken = DeflateConfig {
-        server_max_window_bits: Some(20),
-        ..DeflateConfig::default()
-    };
+    let broken = DeflateConfig::default().server_max_window_bits(Some(20));
     assert_eq!(negotiate(&broken, "permessage-deflate"), None);
 }
 
 fn deflate_config() -> impl Strategy<Value = DeflateConfig> {
     let bits = prop::option::of(9u8..=15);
-    (any::<bool>(), any::<bool>(), bits.clone(), bits).prop_map(|(cn, sn, cb, sb)| DeflateConfig {
-        client_no_context_takeover: cn,
-        server_no_context_takeover: sn,
-        client_max_window_bits: cb,
-        server_max_window_bits: sb,
-        ..DeflateConfig::default()
+    (any::<bool>(), any::<bool>(), bits.clone(), bits).prop_map(|(cn, sn, cb, sb)| {
+        DeflateConfig::default()
+            .client_no_context_takeover(cn)
+            .server_no_context_takeover(sn)
+            .client_max_window_bits(cb)
+            .server_max_window_bits(sb)
     })
 }
 

@@ -268,11 +268,9 @@ fn round_trip(
         Role::Client => Role::Server,
         Role::Server => Role::Client,
     };
-    let config = Config {
-        frame_size,
-        send_buffer,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .frame_size(frame_size)
+        .send_buffer(send_buffer);
     let mut a = Side::new(sender_role, config);
     let mut b = Side::new(receiver_role, Config::default());
 
@@ -390,10 +388,7 @@ fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
 
 /// Drains `input` with the full decoder only, or with the fast path tried first.
 fn decode_all(role: Role, input: &[u8], chunks: &[usize], fast: bool) -> (Vec<Event>, Vec<u8>) {
-    let config = Config {
-        max_message_size: 512,
-        ..Config::default()
-    };
+    let config = Config::default().max_message_size(512);
     let mut conn = Connection::new(role, config).unwrap();
     let mut buf = BytesMut::new();
     let mut events = Vec::new();

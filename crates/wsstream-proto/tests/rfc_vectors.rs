@@ -228,10 +228,7 @@ fn client_encodes_masked_hello() {
 
 #[test]
 fn server_encodes_fragmented_hel_lo() {
-    let config = Config {
-        frame_size: 3,
-        ..Config::default()
-    };
+    let config = Config::default().frame_size(3);
     let mut server = Connection::new(Role::Server, config).unwrap();
     server.send(Message::from("Hello")).unwrap();
     assert_eq!(transmit(&mut server), FRAGMENTED_HELLO);

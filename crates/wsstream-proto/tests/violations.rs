@@ -630,10 +630,7 @@ fn binary_messages_are_not_utf8_checked() {
 #[test]
 fn frame_over_max_frame_size_fails_with_1009_before_its_payload_arrives() {
     for role in BOTH {
-        let config = Config {
-            max_frame_size: 1000,
-            ..Config::default()
-        };
+        let config = Config::default().max_frame_size(1000);
         let mut h = Harness::with_config(role, config.clone());
         // Only the header of a 1001-byte frame.
         let events = h.feed(&from_peer(role, Frame::binary("").len_override(1001)).encode());
@@ -679,11 +676,9 @@ fn huge_declared_frame_fails_with_1009_without_allocating() {
 #[test]
 fn message_over_max_message_size_grown_over_many_fragments_fails_with_1009() {
     for role in BOTH {
-        let config = Config {
-            max_message_size: 1000,
-            max_frame_size: 1000,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .max_message_size(1000)
+            .max_frame_size(1000);
         let mut h = Harness::with_config(role, config);
         let mut frames = vec![Frame::binary([1u8; 100]).fin(false)];
         frames.extend((0..9).map(|_| Frame::continuation([2u8; 100]).fin(false)));
@@ -708,10 +703,7 @@ fn message_over_max_message_size_grown_over_many_fragments_fails_with_1009() {
 
 #[test]
 fn message_at_max_message_size_over_many_fragments_is_delivered() {
-    let config = Config {
-        max_message_size: 1000,
-        ..Config::default()
-    };
+    let config = Config::default().max_message_size(1000);
     let mut h = Harness::with_config(Role::Server, config);
     let mut frames = vec![Frame::text("x".repeat(100)).fin(false)];
     frames.extend((0..8).map(|_| Frame::continuation("y".repeat(100)).fin(false)));
@@ -723,10 +715,7 @@ fn message_at_max_message_size_over_many_fragments_is_delivered() {
 
 #[test]
 fn single_frame_over_max_message_size_fails_with_1009() {
-    let config = Config {
-        max_message_size: 10,
-        ..Config::default()
-    };
+    let config = Config::default().max_message_size(10);
     let mut h = Harness::with_config(Role::Client, config);
     let events = h.feed(&Frame::text("").len_override(11).encode());
     h.assert_failed(
@@ -959,11 +948,7 @@ fn data_sent_before_close_precedes_the_close_frame() {
 
 #[test]
 fn close_during_a_large_outbound_message_abandons_it() {
-    let config = Config {
-        frame_size: 1024,
-        send_buffer: 4096,
-        ..Config::default()
-    };
+    let config = Config::default().frame_size(1024).send_buffer(4096);
     let mut h = Harness::with_config(Role::Server, config);
     h.conn.send(Message::from(vec![0u8; 100_000])).unwrap();
     assert!(h.conn.message_in_progress());

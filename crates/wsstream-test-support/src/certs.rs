@@ -7,18 +7,19 @@
 //!
 //! let ca = Ca::new("wsstream test CA");
 //! let server = ca.server(&["localhost", "127.0.0.1"]);
-//! let acceptor = server.acceptor();
-//! let mut tls = wsstream::TlsOptions::default();
-//! tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-//! # let _ = (acceptor, tls);
+//! let acceptor: tokio_rustls::TlsAcceptor = server.acceptor();
+//! let ca_pem = ca.cert_pem(); // what a client adds as a root
+//! # let _ = (acceptor, ca_pem);
 //! ```
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use wsstream::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use wsstream::server::TlsAcceptor;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A certificate authority that signs test certificates.
 pub struct Ca {
@@ -142,9 +143,24 @@ impl Leaf {
         vec![self.cert_der.clone()]
     }
 
-    /// A server-side acceptor presenting this certificate (no client certificates).
-    pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes())
-            .expect("a TLS acceptor from the generated PEM")
+    /// A rustls server configuration presenting this certificate (no client certificates,
+    /// ALPN `http/1.1`; the aws-lc-rs provider).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_single_cert(self.chain(), self.key_der())
+            .expect("the generated key matches the certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// A server-side acceptor presenting this certificate: any type built from a rustls
+    /// server configuration (`wsstream::server::TlsAcceptor`, `tokio_rustls::TlsAcceptor`),
+    /// see [`server_config`](Self::server_config).
+    pub fn acceptor<A: From<Arc<ServerConfig>>>(&self) -> A {
+        A::from(self.server_config())
     }
 }

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use wsstream::server::TlsAcceptor;
+use tokio_rustls::TlsAcceptor;
 
 /// Largest request head the HTTP proxy reads.
 const MAX_HEAD: usize = 16 * 1024;

@@ -1,5 +1,6 @@
 //! The web-platform-tests server: the pywebsocket handlers that
-//! `websockets/stream/tentative/*.any.js` talk to (spec.md B.1), on `127.0.0.1`.
+//! `websockets/stream/tentative/*.any.js` talk to (`websockets/handlers/*_wsh.py`), on
+//! `127.0.0.1`.
 //!
 //! [`WptServer::start`] binds `127.0.0.1:0` and serves every handler on that one port;
 //! [`WptServer::base_url`] is the WPT `BASEURL` and [`WptServer::echo_url`] its `ECHOURL`.
@@ -252,10 +253,7 @@ async fn drain(reader: &mut WebSocketReader) {
 async fn echo_exit(upgrade: UpgradeRequest<TcpStream>) {
     // permessage-deflate off, so the test's 8 MiB message really is 8 MiB on the wire
     // (it is all zeros: compressed, it would be sent before the server closes).
-    let options = ServerOptions {
-        compression: None,
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().compression(None);
     let Ok(wss) = upgrade.accept(None, options).await else {
         return;
     };
@@ -394,10 +392,7 @@ async fn send_backpressure(upgrade: UpgradeRequest<TcpStream>) {
     // baseline already includes it; every message shares this one buffer.
     let payload = Bytes::from(vec![0x5a_u8; SEND_BACKPRESSURE_MESSAGE_SIZE]);
     // As the WPT handler: permessage-deflate off, so 16 MiB really cross the socket.
-    let options = ServerOptions {
-        compression: None,
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().compression(None);
     let Ok(wss) = upgrade.accept(None, options).await else {
         return;
     };

@@ -9,9 +9,6 @@
 //!
 //! Stop the echo server and start it again to watch the backoff: 0.5 s, 1 s, 2 s, …
 //! capped at 30 s, each randomized, and back to 0.5 s once a connection opens.
-// Options are set field by field on `Default::default()`: the option structs are
-// `#[non_exhaustive]`-bound, so struct literals would not compile from outside the crate.
-#![allow(clippy::field_reassign_with_default)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

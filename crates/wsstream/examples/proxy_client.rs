@@ -14,9 +14,6 @@
 //!
 //! Loopback hosts (`localhost`, `127.0.0.1`, `::1`) are never proxied from the
 //! environment, as in browsers: give the proxy explicitly (`Proxy::Url`) for those.
-// Options are set field by field on `Default::default()`: the option structs are
-// `#[non_exhaustive]`-bound, so struct literals would not compile from outside the crate.
-#![allow(clippy::field_reassign_with_default)]
 
 use std::time::Duration;
 

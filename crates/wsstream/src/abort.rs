@@ -1,5 +1,6 @@
 //! `AbortController` and `AbortSignal`, as on the web: a signal aborts the opening
-//! handshake (B10, B15–B18) and does nothing once the connection is open.
+//! handshake (an already aborted one prevents the connection attempt altogether) and
+//! does nothing once the connection is open (WPT `abort.any.js`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +11,36 @@ use tokio::time::Instant;
 use crate::error::{AbortReason, DomException, DomExceptionName};
 
 /// Creates [`AbortSignal`]s and aborts them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use wsstream::{AbortController, DomException, DomExceptionName, WebSocketStream, WebSocketStreamOptions};
+///
+/// // A server that accepts the TCP connection but never answers the upgrade.
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("ws://{}/", listener.local_addr()?);
+/// tokio::spawn(async move {
+///     let _held = listener.accept().await;
+///     std::future::pending::<()>().await;
+/// });
+///
+/// let controller = AbortController::new();
+/// let mut options = WebSocketStreamOptions::default();
+/// options.signal = Some(controller.signal());
+/// let wss = WebSocketStream::new(&url, options)?;
+///
+/// tokio::time::sleep(Duration::from_millis(50)).await;
+/// controller.abort(); // the handshake is still pending
+///
+/// let error = wss.opened().await.unwrap_err();
+/// let reason = error.as_abort_reason().expect("the signal's reason");
+/// let dom = reason.downcast_ref::<DomException>().expect("an AbortError");
+/// assert_eq!(dom.name(), DomExceptionName::AbortError);
+/// assert!(wss.closed().await.is_err()); // closed fails with the same reason
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct AbortController {
     signal: AbortSignal,
@@ -32,7 +63,7 @@ impl AbortController {
     }
 
     /// Aborts with the given reason; the same `Arc` is what `opened` and `closed` fail
-    /// with (identity preserved, B17).
+    /// with (identity preserved, `Arc::ptr_eq`).
     pub fn abort_with(&self, reason: AbortReason) {
         self.signal.fire(reason);
     }

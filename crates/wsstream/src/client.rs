@@ -17,7 +17,7 @@ use crate::conn::{OpenState, Shared};
 use crate::driver::Driver;
 use crate::error::{AbortReason, ConnectionError, WebSocketError};
 use crate::options::WebSocketStreamOptions;
-use crate::transport::{AsyncIo, Transport, tls};
+use crate::transport::{AsyncIo, Transport};
 
 /// Why the opening handshake failed: the `source()` of the WebSocketErrors that `opened`
 /// and `closed` fail with.
@@ -37,12 +37,14 @@ pub enum ConnectError {
     Tls(io::Error),
     /// The server closed the connection before completing the handshake.
     ClosedDuringHandshake,
-    /// `close()` was called, or every handle dropped, during the handshake (B23).
+    /// `close()` was called, or every handle dropped, during the handshake (the close
+    /// code and reason given to `close()` are not sent then: the connection is failed).
     Closed,
     /// The server's permessage-deflate response is not acceptable (RFC 7692 §7).
     Extension(DeflateNegotiationError),
     /// The proxy failed: unreachable, refused the tunnel (e.g. 407, proxy authentication
     /// required), or a bad proxy URL. The source is the [`ProxyError`](crate::ProxyError).
+    #[cfg(feature = "proxy")]
     Proxy(crate::ProxyError),
     /// [`handshake_timeout`](crate::WebSocketStreamOptions::handshake_timeout) expired
     /// before the connection opened.
@@ -68,6 +70,7 @@ impl std::fmt::Display for ConnectError {
                 f.write_str("the server closed the connection during the handshake")
             }
             Self::Closed => f.write_str("closed during the opening handshake"),
+            #[cfg(feature = "proxy")]
             Self::Proxy(_) => f.write_str("the connection through the proxy failed"),
             Self::Timeout(limit) => {
                 write!(f, "the opening handshake timed out after {limit:?}")
@@ -85,6 +88,7 @@ impl std::error::Error for ConnectError {
             Self::Io(e) => Some(e),
             Self::Handshake(e) => Some(e),
             Self::Tls(e) => Some(e),
+            #[cfg(feature = "proxy")]
             Self::Proxy(e) => Some(e),
             Self::Redirect(e) => Some(e),
             Self::Extension(e) => Some(e),
@@ -99,11 +103,11 @@ impl ConnectError {
     /// server refuses our certificate only after our side of the TLS handshake is done,
     /// so its alert arrives while the HTTP response is read).
     fn from_io(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
         if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-            Self::Tls(e)
-        } else {
-            Self::Io(e)
+            return Self::Tls(e);
         }
+        Self::Io(e)
     }
 
     /// The server's refusal, for a [`Rejected`](Self::Rejected) handshake.
@@ -116,6 +120,7 @@ impl ConnectError {
 
     /// The rustls error behind a [`Tls`](Self::Tls) failure, e.g.
     /// `InvalidCertificate(UnknownIssuer)`, to match on the reason.
+    #[cfg(feature = "tls")]
     pub fn tls_error(&self) -> Option<&rustls::Error> {
         match self {
             Self::Tls(e) => e.get_ref()?.downcast_ref(),
@@ -123,7 +128,6 @@ impl ConnectError {
         }
     }
 }
-
 struct Established {
     io: Transport,
     leftover: BytesMut,
@@ -154,7 +158,10 @@ pub(crate) async fn run(
         reason = aborted => return abort(&shared, reason),
         () = shared.interrupted() => Err(ConnectError::Closed),
     };
-    // The decision to open is atomic with the checks of the signal and close() (G6).
+    // The decision to open is atomic with the checks of the signal and close(): an abort
+    // or a close that lands while the handshake completes either wins entirely (the
+    // connection never opens) or comes too late (it is open, and the signal no longer
+    // matters), never half of each.
     let established = {
         let mut core = shared.core();
         if let Some(reason) = signal.as_ref().and_then(crate::AbortSignal::reason) {
@@ -203,7 +210,8 @@ pub(crate) async fn run(
     ));
 }
 
-/// B15: the signal fired before the connection was established.
+/// The signal fired before the connection was established: `opened` and `closed` both
+/// fail with the signal's reason itself, and no WebSocketError is made.
 fn abort(shared: &Shared, reason: AbortReason) {
     shared.core().set_closed_before_open();
     shared
@@ -212,8 +220,9 @@ fn abort(shared: &Shared, reason: AbortReason) {
     shared.closed.settle(Err(ConnectionError::Aborted(reason)));
 }
 
-/// B21: the connection closed before it was established: `opened` fails with a
-/// WebSocketError without code, `closed` with a different one with code 1006.
+/// The connection closed before it was established: `opened` fails with a
+/// WebSocketError without code, `closed` with a different one with code 1006 (WPT
+/// `constructor.any.js`, "connection failure should reject the promises").
 fn fail(shared: &Shared, cause: AbortReason) {
     crate::trace::handshake_failed(&shared.span(), &*cause);
     shared.core().set_closed_before_open();
@@ -320,33 +329,19 @@ async fn connect_once(
     let mut io = match (stream, secure) {
         (Some(stream), false) => Transport::Other(stream),
         (None, false) => connect_tcp(url, options).await?,
-        (Some(stream), true) => Transport::Other(Box::new(
-            tls::connect(stream, url, &options.tls)
-                .await
-                .map_err(ConnectError::Tls)?,
-        )),
-        (None, true) => match connect_tcp(url, options).await? {
-            Transport::Tcp(tcp) => Transport::Tls(Box::new(
-                tls::connect(tcp, url, &options.tls)
-                    .await
-                    .map_err(ConnectError::Tls)?,
-            )),
-            // TLS with the target inside a proxy's tunnel.
-            tunnel => Transport::Other(Box::new(
-                tls::connect(tunnel, url, &options.tls)
-                    .await
-                    .map_err(ConnectError::Tls)?,
-            )),
-        },
+        (stream, true) => secure_transport(stream, url, options).await?,
     };
     let resource = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    let offer = options
+    // Without the `deflate` feature nothing is offered, and a server that answers with
+    // permessage-deflate anyway fails the handshake below.
+    let compression = options
         .compression
         .as_ref()
-        .map(DeflateConfig::client_offer);
+        .filter(|_| cfg!(feature = "deflate"));
+    let offer = compression.map(DeflateConfig::client_offer);
     let handshake = ClientHandshake::new(&ClientRequest {
         host: url.host_str().unwrap_or_default(),
         port: url.port(),
@@ -368,7 +363,7 @@ async fn connect_once(
     // RFC 7692 §5/§7: the response may only carry the extension we offered, with
     // parameters we can honour; anything else fails the connection.
     let deflate = match (
-        options.compression.as_ref(),
+        compression,
         response
             .extensions
             .iter()
@@ -395,6 +390,50 @@ async fn connect_once(
     })))
 }
 
+/// TLS with the target (`wss://`) over `stream`, or over the TCP connection (or proxy
+/// tunnel) made for `url`.
+#[cfg(feature = "tls")]
+async fn secure_transport(
+    stream: Option<Box<dyn AsyncIo>>,
+    url: &Url,
+    options: &WebSocketStreamOptions,
+) -> Result<Transport, ConnectError> {
+    use crate::transport::tls;
+    Ok(match stream {
+        Some(stream) => Transport::Other(Box::new(
+            tls::connect(stream, url, &options.tls)
+                .await
+                .map_err(ConnectError::Tls)?,
+        )),
+        None => match connect_tcp(url, options).await? {
+            Transport::Tcp(tcp) => Transport::Tls(Box::new(
+                tls::connect(tcp, url, &options.tls)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+            // TLS with the target inside a proxy's tunnel.
+            tunnel => Transport::Other(Box::new(
+                tls::connect(tunnel, url, &options.tls)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+        },
+    })
+}
+
+/// Without the `tls` feature a `wss://` URL fails to connect, before any I/O.
+#[cfg(not(feature = "tls"))]
+async fn secure_transport(
+    _stream: Option<Box<dyn AsyncIo>>,
+    _url: &Url,
+    _options: &WebSocketStreamOptions,
+) -> Result<Transport, ConnectError> {
+    Err(ConnectError::Tls(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "wss:// needs TLS: enable wsstream's `rustls-aws-lc-rs` or `rustls-ring` feature",
+    )))
+}
+
 /// The byte stream to run TLS (for `wss://`) and the handshake over: TCP to the URL's
 /// host (every resolved address in turn, IPv6 and IPv4, with `TCP_NODELAY` and the
 /// optional TCP keepalive), or a tunnel through the proxy `options.proxy` selects
@@ -404,7 +443,7 @@ async fn connect_tcp(
     url: &Url,
     options: &WebSocketStreamOptions,
 ) -> Result<Transport, ConnectError> {
-    crate::proxy::connect(url, options).await
+    crate::transport::tcp::connect(url, options).await
 }
 
 /// The server's answer to the upgrade request.

@@ -12,6 +12,7 @@ pub type AbortReason = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The `name` of a [`DomException`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DomExceptionName {
     /// The operation was aborted (legacy code 20).
     AbortError,
@@ -113,9 +114,10 @@ impl std::error::Error for DomException {}
 /// close code and reason.
 ///
 /// Errors made by the connection (handshake failure, unclean close) may carry codes an
-/// application cannot send (1006, 1001, …, B62) and expose the real cause through
+/// application cannot send (1006, 1001, …) and expose the real cause through
 /// [`std::error::Error::source`] — a deliberate addition to the browser, where every
-/// failure looks alike (B22).
+/// failure looks alike to script (a DNS failure, a refused port, a TLS error and a
+/// non-WebSocket server all give code 1006 and no detail).
 #[derive(Clone, Debug)]
 pub struct WebSocketError {
     message: String,
@@ -126,9 +128,23 @@ pub struct WebSocketError {
 
 impl WebSocketError {
     /// `new WebSocketError(message, init)`: validates `init` like
-    /// [`WebSocketStream::close`](crate::WebSocketStream::close) (B64–B67): a code other
-    /// than 1000 or 3000–4999 is an `InvalidAccessError`, a reason over 123 UTF-8 bytes a
-    /// `SyntaxError`, and a reason without a code gets code 1000.
+    /// [`WebSocketStream::close`](crate::WebSocketStream::close) (WPT
+    /// `websocket-error.any.js`): a code other than 1000 or 3000–4999 is an
+    /// `InvalidAccessError`, a reason over 123 UTF-8 bytes a `SyntaxError`, and a reason
+    /// without a code gets code 1000.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wsstream::{DomExceptionName, WebSocketCloseInfo, WebSocketError};
+    ///
+    /// let error = WebSocketError::new("", WebSocketCloseInfo { close_code: None, reason: "gone".into() })?;
+    /// assert_eq!(error.close_code(), Some(1000)); // a reason alone gets 1000
+    ///
+    /// let invalid = WebSocketCloseInfo { close_code: Some(1006), reason: String::new() };
+    /// let refused = WebSocketError::new("", invalid).unwrap_err();
+    /// assert_eq!(refused.name(), DomExceptionName::InvalidAccessError);
+    /// # Ok(()) }
+    /// ```
     pub fn new(message: impl Into<String>, init: WebSocketCloseInfo) -> Result<Self, DomException> {
         let close_code = validate_close_info(&init, CloseCodes::Browser)?;
         Ok(Self {
@@ -139,7 +155,8 @@ impl WebSocketError {
         })
     }
 
-    /// An error made by the connection: not validated (B62).
+    /// An error made by the connection: not validated (it may carry codes an application
+    /// cannot send, such as 1006).
     pub(crate) fn from_connection(
         message: impl Into<String>,
         close_code: Option<u16>,
@@ -205,8 +222,6 @@ impl std::error::Error for WebSocketError {
     }
 }
 
-/// "Validate close code and reason" (WHATWG WebSockets; B44): the code first, then the
-/// reason's UTF-8 length. Returns the code to send (1000 when only a reason is given).
 /// Why [`WebSocketStream::ping`](crate::WebSocketStream::ping) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -257,6 +272,8 @@ impl CloseCodes {
     }
 }
 
+/// "Validate close code and reason" (WHATWG WebSockets): the code first, then the
+/// reason's UTF-8 length. Returns the code to send (1000 when only a reason is given).
 pub(crate) fn validate_close_info(
     info: &WebSocketCloseInfo,
     rule: CloseCodes,
@@ -283,10 +300,11 @@ pub(crate) fn validate_close_info(
             CloseCodes::Browser | CloseCodes::Protocol => {}
         }
     }
-    if info.reason.len() > 123 {
+    if info.reason.len() > wsstream_proto::close::MAX_REASON_LEN {
         return Err(DomException::syntax(format!(
-            "close reason is {} bytes of UTF-8, the limit is 123",
-            info.reason.len()
+            "close reason is {} bytes of UTF-8, the limit is {}",
+            info.reason.len(),
+            wsstream_proto::close::MAX_REASON_LEN
         )));
     }
     Ok(match info.close_code {
@@ -318,15 +336,19 @@ impl std::error::Error for TypeError {}
 
 /// Why a read, a write or `ready()` failed: the stream's stored error. Every clone shares
 /// the same allocation, so identity can be checked with [`StreamError::same_as`] (the
-/// browser's `===`, B32, B39, B57).
+/// browser's `===`: an unclean close errors the readable, the writable and `closed`
+/// with one and the same WebSocketError, as WPT `remote-close.any.js` checks).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum StreamError {
     /// Aborted with a reason that is not a WebSocketError (`writable.abort(reason)`).
     Aborted(AbortReason),
     /// A closed stream (`InvalidStateError`): the writable after a clean close or after
-    /// the peer's Close frame (B39, B43).
+    /// the peer's Close frame (a write still pending then is rejected with it, WPT
+    /// `write.any.js`).
     InvalidState(Arc<DomException>),
-    /// The connection closed uncleanly (B32, B57), or the stream was aborted with a
+    /// The connection closed uncleanly (the same error as `closed`), or the stream was
+    /// aborted with a
     /// WebSocketError.
     WebSocket(Arc<WebSocketError>),
 }
@@ -386,11 +408,12 @@ impl std::error::Error for StreamError {
 
 /// Why `opened` or `closed` failed.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum ConnectionError {
-    /// The abort signal fired before the connection was established (B15–B18); the value
+    /// The abort signal fired before the connection was established; the value
     /// is the signal's reason itself.
     Aborted(AbortReason),
-    /// The connection failed or closed uncleanly (B21, B57).
+    /// The connection failed before it opened, or closed uncleanly.
     WebSocket(Arc<WebSocketError>),
 }
 
@@ -442,13 +465,43 @@ impl std::error::Error for ConnectionError {
 }
 
 /// The reason given to `readable.cancel()` / `writable.abort()`: only a WebSocketError's
-/// code and reason are used for the Close frame (B50).
+/// code and reason are used for the Close frame (the proposal's "close using reason"; WPT
+/// `close.any.js` checks that other values are ignored).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("ws://{}/echo", listener.local_addr()?);
+/// # tokio::spawn(async move {
+/// #     let (tcp, _) = listener.accept().await.unwrap();
+/// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+/// #     let info = wss.opened().await.unwrap();
+/// #     let mut reader = info.readable.get_reader().unwrap();
+/// #     let mut writer = info.writable.get_writer().unwrap();
+/// #     while let Ok(Some(message)) = reader.read().await {
+/// #         if writer.write(message).await.is_err() { break; }
+/// #     }
+/// # });
+/// use wsstream::{CancelReason, WebSocketCloseInfo, WebSocketError, WebSocketStream, WebSocketStreamOptions};
+///
+/// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+/// let info = wss.opened().await?;
+/// let reason = WebSocketError::new(
+///     "shutting down",
+///     WebSocketCloseInfo { close_code: Some(4001), reason: "maintenance".into() },
+/// )?;
+/// info.writable.abort(CancelReason::from(reason)).await?;
+/// // The echo server answered our Close with the same code.
+/// assert_eq!(wss.closed().await?.close_code, Some(4001));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub enum CancelReason {
     /// No reason: an empty Close frame.
     #[default]
     None,
-    /// Close with this error's code and reason (B50, B52).
+    /// Close with this error's code and reason (a reason without a code sends 1000).
     WebSocketError(WebSocketError),
     /// Any other reason: an empty Close frame; the value becomes the stream's error.
     Other(AbortReason),

@@ -60,6 +60,7 @@ fn header_map(headers: &[httparse::Header<'_>]) -> HeaderMap {
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct HandshakeRejection {
     head: Response<()>,
     reason: String,

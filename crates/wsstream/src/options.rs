@@ -6,7 +6,9 @@ use wsstream_proto::ext::deflate::{DeflateConfig, DeflateParams};
 
 use crate::abort::AbortSignal;
 use crate::error::CloseCodes;
+#[cfg(feature = "proxy")]
 use crate::proxy::Proxy;
+#[cfg(feature = "tls")]
 use crate::transport::tls::TlsOptions;
 
 /// Default close timeout: how long to wait for the peer's half of the closing handshake.
@@ -21,23 +23,28 @@ pub const DEFAULT_USER_AGENT: &str = concat!("wsstream/", env!("CARGO_PKG_VERSIO
 
 /// Options of [`WebSocketStream::new`](crate::WebSocketStream::new).
 ///
+/// Start from [`Default`] and set the fields you need (the struct may gain fields, so
+/// build it this way rather than with a struct literal):
+///
 /// ```
 /// # use std::time::Duration;
 /// # use wsstream::{AbortSignal, WebSocketStreamOptions};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let options = WebSocketStreamOptions {
-///     protocols: vec!["chat".into()],
-///     signal: Some(AbortSignal::timeout(Duration::from_secs(5))),
-///     ..Default::default()
-/// };
+/// let mut options = WebSocketStreamOptions::default();
+/// options.protocols = vec!["chat".into()];
+/// options.signal = Some(AbortSignal::timeout(Duration::from_secs(5)));
 /// # let _ = options; }
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WebSocketStreamOptions {
     /// Subprotocols to offer (`Sec-WebSocket-Protocol`), in order of preference. Each must
-    /// be an RFC 7230 token and appear once (B5, B6).
+    /// be an RFC 7230 token and appear once (compared case-insensitively); otherwise
+    /// [`WebSocketStream::new`](crate::WebSocketStream::new) fails with a `SyntaxError`.
     pub protocols: Vec<String>,
-    /// Aborts the opening handshake (B10, B15–B18); no effect once open.
+    /// Aborts the opening handshake: `opened` and `closed` then fail with the signal's
+    /// reason (an already aborted signal means nothing is sent at all). No effect once
+    /// the connection is open.
     pub signal: Option<AbortSignal>,
     /// Extra request headers (e.g. `Authorization`, `Origin`, `Cookie`). The protocol's
     /// own headers (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`) cannot be
@@ -52,16 +59,19 @@ pub struct WebSocketStreamOptions {
     /// close TCP after the closing handshake) before closing uncleanly (1006). Default 30 s.
     pub close_timeout: Duration,
     /// Cap of encoded outgoing bytes waiting for the socket: a write completes once its
-    /// message is in this buffer (B37). Default 64 KiB.
+    /// message is in this buffer (send backpressure: a write completes once there was room
+    /// for it, not when the peer received it). Default 64 KiB.
     pub send_buffer_size: usize,
     /// TLS settings of `wss://` connections (roots, client certificate, or a complete
     /// rustls configuration). Default: the platform verifier, no client certificate.
-    /// Unused for `ws://`.
+    /// Unused for `ws://`. (Feature `tls`.)
+    #[cfg(feature = "tls")]
     pub tls: TlsOptions,
     /// The proxy to connect through. Default [`Proxy::FromEnv`]: `wss_proxy` /
     /// `https_proxy` / `all_proxy` for `wss://`, `ws_proxy` / `http_proxy` / `all_proxy`
     /// for `ws://`, except for hosts `no_proxy` lists and loopback hosts. Unused by
     /// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream).
+    #[cfg(feature = "proxy")]
     pub proxy: Proxy,
     /// Bound on the whole opening handshake: DNS, TCP, proxy, TLS, the HTTP upgrade and
     /// any redirects. When it expires `opened` fails with a WebSocketError whose source
@@ -95,7 +105,8 @@ pub struct WebSocketStreamOptions {
     /// `permessage-deflate; client_max_window_bits`, as browsers do; the server decides,
     /// and `extensions` on `opened` reports what was negotiated. Messages below the
     /// config's threshold (1 KiB) are sent uncompressed; inflation is capped at
-    /// `max_message_size` while inflating. `None` offers nothing.
+    /// `max_message_size` while inflating. `None` offers nothing. Without the `deflate`
+    /// feature nothing is offered whatever this says.
     pub compression: Option<DeflateConfig>,
     /// Which codes [`WebSocketStream::close`](crate::WebSocketStream::close) accepts.
     /// Default [`CloseCodes::Browser`] (1000 or 3000–4999, as the web-platform tests
@@ -113,7 +124,9 @@ impl Default for WebSocketStreamOptions {
             max_message_size: wsstream_proto::config::DEFAULT_MAX_MESSAGE_SIZE,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             send_buffer_size: wsstream_proto::config::DEFAULT_SEND_BUFFER,
+            #[cfg(feature = "tls")]
             tls: TlsOptions::default(),
+            #[cfg(feature = "proxy")]
             proxy: Proxy::FromEnv,
             handshake_timeout: None,
             ping_interval: None,
@@ -126,17 +139,138 @@ impl Default for WebSocketStreamOptions {
     }
 }
 
+/// Builder-style setters, one per field (the struct is `#[non_exhaustive]`, so new
+/// options can be added without breaking code that sets the ones it knows):
+/// `WebSocketStreamOptions::default().protocols(…)`. Assigning a field of a value works as well.
+impl WebSocketStreamOptions {
+    /// Sets [`protocols`](Self::protocols).
+    #[must_use]
+    pub fn protocols(mut self, protocols: Vec<String>) -> Self {
+        self.protocols = protocols;
+        self
+    }
+
+    /// Sets [`signal`](Self::signal).
+    #[must_use]
+    pub fn signal(mut self, signal: Option<AbortSignal>) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Sets [`headers`](Self::headers).
+    #[must_use]
+    pub fn headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Sets [`max_message_size`](Self::max_message_size).
+    #[must_use]
+    pub fn max_message_size(mut self, max_message_size: usize) -> Self {
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Sets [`close_timeout`](Self::close_timeout).
+    #[must_use]
+    pub fn close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Self::send_buffer_size).
+    #[must_use]
+    pub fn send_buffer_size(mut self, send_buffer_size: usize) -> Self {
+        self.send_buffer_size = send_buffer_size;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets [`proxy`](Self::proxy).
+    #[cfg(feature = "proxy")]
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub fn handshake_timeout(mut self, handshake_timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = handshake_timeout;
+        self
+    }
+
+    /// Sets [`ping_interval`](Self::ping_interval).
+    #[must_use]
+    pub fn ping_interval(mut self, ping_interval: Option<Duration>) -> Self {
+        self.ping_interval = ping_interval;
+        self
+    }
+
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    #[must_use]
+    pub fn ping_timeout(mut self, ping_timeout: Duration) -> Self {
+        self.ping_timeout = ping_timeout;
+        self
+    }
+
+    /// Sets [`tcp_keepalive`](Self::tcp_keepalive).
+    #[must_use]
+    pub fn tcp_keepalive(mut self, tcp_keepalive: Option<Duration>) -> Self {
+        self.tcp_keepalive = tcp_keepalive;
+        self
+    }
+
+    /// Sets [`max_redirects`](Self::max_redirects).
+    #[must_use]
+    pub fn max_redirects(mut self, max_redirects: usize) -> Self {
+        self.max_redirects = max_redirects;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn compression(mut self, compression: Option<DeflateConfig>) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`close_codes`](Self::close_codes).
+    #[must_use]
+    pub fn close_codes(mut self, close_codes: CloseCodes) -> Self {
+        self.close_codes = close_codes;
+        self
+    }
+}
+
 impl WebSocketStreamOptions {
     pub(crate) fn proto_config(
         &self,
         deflate: Option<(DeflateParams, DeflateConfig)>,
     ) -> wsstream_proto::Config {
-        wsstream_proto::Config {
-            deflate,
-            max_message_size: self.max_message_size,
-            max_frame_size: self.max_message_size,
-            send_buffer: self.send_buffer_size.max(1),
-            ..Default::default()
-        }
+        engine_config(self.max_message_size, self.send_buffer_size, deflate)
     }
+}
+
+/// The engine's configuration for a connection of either role: the message limit applies
+/// to frames too, the send buffer is at least one byte, and `deflate` is what the opening
+/// handshake negotiated. The one mapping from the options of both roles to the engine.
+pub(crate) fn engine_config(
+    max_message_size: usize,
+    send_buffer_size: usize,
+    deflate: Option<(DeflateParams, DeflateConfig)>,
+) -> wsstream_proto::Config {
+    wsstream_proto::Config::default()
+        .deflate(deflate)
+        .max_message_size(max_message_size)
+        .max_frame_size(max_message_size)
+        .send_buffer(send_buffer_size.max(1))
 }

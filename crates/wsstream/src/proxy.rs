@@ -21,7 +21,9 @@ use url::{Host, Url};
 
 use crate::client::ConnectError;
 use crate::options::WebSocketStreamOptions;
-use crate::transport::{Transport, tls};
+use crate::transport::Transport;
+#[cfg(feature = "tls")]
+use crate::transport::tls;
 
 /// Largest `CONNECT` response head accepted from an HTTP proxy.
 const MAX_CONNECT_HEAD: usize = 16 * 1024;
@@ -270,13 +272,13 @@ impl ProxyConfig {
             .url
             .host()
             .ok_or_else(|| self.error(ProxyErrorKind::InvalidUrl("no host".to_owned())))?;
-        tcp_connect(host, self.port, keepalive)
+        crate::transport::tcp::connect_direct(host, self.port, keepalive)
             .await
             .map_err(|e| self.error(ProxyErrorKind::Unreachable).with_source(e))
     }
 
     /// A tunnel through the proxy to `host:port`.
-    async fn tunnel(
+    pub(crate) async fn tunnel(
         &self,
         target: &Url,
         host: Host<&str>,
@@ -289,6 +291,16 @@ impl ProxyConfig {
                 self.http_connect(&mut tcp, target, port).await?;
                 Ok(Transport::Tcp(tcp))
             }
+            #[cfg(not(feature = "tls"))]
+            Scheme::Https => Err(self
+                .error(ProxyErrorKind::Tls)
+                .with_source(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "an https:// proxy needs TLS: enable wsstream's `rustls-aws-lc-rs` or \
+                     `rustls-ring` feature",
+                ))
+                .into()),
+            #[cfg(feature = "tls")]
             Scheme::Https => {
                 let tcp = self.connect_proxy(options.tcp_keepalive).await?;
                 let mut tls = tls::connect(tcp, &self.url, &options.tls)
@@ -427,57 +439,19 @@ fn parse_connect_response(buf: &[u8]) -> Result<Option<ConnectResponse>, String>
     }
 }
 
-/// The TCP connection of a client: to the URL's host directly, or a tunnel through the
-/// proxy [`WebSocketStreamOptions::proxy`] selects for it. TLS with the target (for
-/// `wss://`) and the opening handshake run over the returned stream.
-pub(crate) async fn connect(
+/// The proxy [`WebSocketStreamOptions::proxy`] selects for `target`, if any.
+pub(crate) fn select(
     target: &Url,
     options: &WebSocketStreamOptions,
-) -> Result<Transport, ConnectError> {
-    let host = target.host().ok_or_else(|| {
-        ConnectError::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "URL without host",
-        ))
-    })?;
-    let port = target.port_or_known_default().unwrap_or(80);
-    let proxy = match &options.proxy {
+) -> Result<Option<ProxyConfig>, ProxyError> {
+    Ok(match &options.proxy {
         Proxy::None => None,
         Proxy::Url(raw) => Some(ProxyConfig::parse(raw)?),
         Proxy::FromEnv => match from_env(target, &|name| std::env::var(name).ok()) {
             Some(raw) => Some(ProxyConfig::parse(&raw)?),
             None => None,
         },
-    };
-    match proxy {
-        None => Ok(Transport::Tcp(
-            tcp_connect(host, port, options.tcp_keepalive)
-                .await
-                .map_err(ConnectError::Io)?,
-        )),
-        Some(proxy) => proxy.tunnel(target, host, port, options).await,
-    }
-}
-
-/// Resolves `host` and connects to each address in turn (tokio tries every resolved
-/// address, IPv6 and IPv4, until one accepts), then sets `TCP_NODELAY` and, if asked,
-/// `SO_KEEPALIVE` with `keepalive` as the idle time before the first probe.
-pub(crate) async fn tcp_connect(
-    host: Host<&str>,
-    port: u16,
-    keepalive: Option<Duration>,
-) -> io::Result<TcpStream> {
-    let tcp = match host {
-        Host::Domain(domain) => TcpStream::connect((domain, port)).await,
-        Host::Ipv4(ip) => TcpStream::connect((ip, port)).await,
-        Host::Ipv6(ip) => TcpStream::connect((ip, port)).await,
-    }?;
-    tcp.set_nodelay(true)?;
-    if let Some(time) = keepalive {
-        socket2::SockRef::from(&tcp)
-            .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(time))?;
-    }
-    Ok(tcp)
+    })
 }
 
 /// The proxy URL the environment names for `target` ([`Proxy::FromEnv`]), read through
@@ -977,14 +951,20 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let host = Host::Ipv4(std::net::Ipv4Addr::LOCALHOST);
-        let tcp = tcp_connect(host.clone(), port, Some(Duration::from_secs(42)))
-            .await
-            .unwrap();
+        let tcp = crate::transport::tcp::connect_direct(
+            host.clone(),
+            port,
+            Some(Duration::from_secs(42)),
+        )
+        .await
+        .unwrap();
         let sock = socket2::SockRef::from(&tcp);
         assert!(sock.keepalive().unwrap());
         assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
         assert!(tcp.nodelay().unwrap());
-        let plain = tcp_connect(host, port, None).await.unwrap();
+        let plain = crate::transport::tcp::connect_direct(host, port, None)
+            .await
+            .unwrap();
         assert!(!socket2::SockRef::from(&plain).keepalive().unwrap());
     }
 }

@@ -75,8 +75,10 @@ pub mod hyper;
 
 pub use http_upgrade::{Accepted, HttpUpgrade, error_response};
 
+#[cfg(feature = "tls")]
 pub use crate::transport::tls::TlsAcceptor;
 /// The server side of a TLS connection, as [`TlsAcceptor::accept`] returns it.
+#[cfg(feature = "tls")]
 pub use tokio_rustls::server::TlsStream;
 pub use wsstream_proto::config::ConfigError;
 /// One element of the client's `Sec-WebSocket-Extensions` ([`Request::extensions`]).
@@ -86,6 +88,7 @@ pub use wsstream_proto::handshake::RequestError;
 
 /// Limits of a server-side connection.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// Largest message accepted (and frame); default 64 MiB.
     pub max_message_size: usize,
@@ -94,7 +97,8 @@ pub struct ServerOptions {
     /// Cap of encoded outgoing bytes waiting for the socket; default 64 KiB.
     pub send_buffer_size: usize,
     /// permessage-deflate policy (RFC 7692): `Some` (the default) accepts the client's
-    /// first acceptable offer; `None` declines compression.
+    /// first acceptable offer; `None` declines compression. Without the `deflate` feature
+    /// compression is always declined.
     pub compression: Option<DeflateConfig>,
     /// Bound on the whole upgrade, from the first byte awaited to the response written
     /// (including the TLS handshake with [`accept_tls`]); default
@@ -131,6 +135,60 @@ impl Default for ServerOptions {
     }
 }
 
+/// Builder-style setters, one per field (the struct is `#[non_exhaustive]`, so new
+/// options can be added without breaking code that sets the ones it knows):
+/// `ServerOptions::default().max_message_size(…)`. Assigning a field of a value works as well.
+impl ServerOptions {
+    /// Sets [`max_message_size`](Self::max_message_size).
+    #[must_use]
+    pub fn max_message_size(mut self, max_message_size: usize) -> Self {
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Sets [`close_timeout`](Self::close_timeout).
+    #[must_use]
+    pub fn close_timeout(mut self, close_timeout: Duration) -> Self {
+        self.close_timeout = close_timeout;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Self::send_buffer_size).
+    #[must_use]
+    pub fn send_buffer_size(mut self, send_buffer_size: usize) -> Self {
+        self.send_buffer_size = send_buffer_size;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn compression(mut self, compression: Option<DeflateConfig>) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub fn handshake_timeout(mut self, handshake_timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = handshake_timeout;
+        self
+    }
+
+    /// Sets [`ping_interval`](Self::ping_interval).
+    #[must_use]
+    pub fn ping_interval(mut self, ping_interval: Option<Duration>) -> Self {
+        self.ping_interval = ping_interval;
+        self
+    }
+
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    #[must_use]
+    pub fn ping_timeout(mut self, ping_timeout: Duration) -> Self {
+        self.ping_timeout = ping_timeout;
+        self
+    }
+}
+
 /// The deadline of one upgrade, if it has one.
 #[derive(Clone, Copy, Debug)]
 struct Deadline(Option<(Instant, Duration)>);
@@ -163,6 +221,7 @@ pub enum AcceptError {
     Io(io::Error),
     /// The TLS handshake failed (e.g. the client rejected our certificate, or offered
     /// none when one is required); the source is the rustls error when there is one.
+    #[cfg(feature = "tls")]
     Tls(io::Error),
     /// The request was not a valid WebSocket upgrade; the 400/426/431 response has been
     /// sent.
@@ -186,6 +245,7 @@ impl std::fmt::Display for AcceptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "I/O error during the upgrade: {e}"),
+            #[cfg(feature = "tls")]
             Self::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Self::Request(e) => write!(f, "bad upgrade request: {e}"),
             Self::Closed => f.write_str("the client closed the connection before the upgrade"),
@@ -204,7 +264,9 @@ impl std::fmt::Display for AcceptError {
 impl std::error::Error for AcceptError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io(e) | Self::Tls(e) => Some(e),
+            Self::Io(e) => Some(e),
+            #[cfg(feature = "tls")]
+            Self::Tls(e) => Some(e),
             Self::Request(e) => Some(e),
             Self::Config(e) => Some(e),
             Self::Response(e) => Some(e),
@@ -281,6 +343,7 @@ async fn read_head<S: AsyncIo>(mut io: S) -> Result<UpgradeRequest<S>, AcceptErr
     }
 }
 
+#[cfg(feature = "tls")]
 /// Runs the TLS handshake over `io` with `tls`, then [`read_request`] over the TLS
 /// stream; both together within [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s), else
 /// [`AcceptError::Timeout`].
@@ -291,6 +354,7 @@ pub async fn read_request_tls<S: AsyncIo>(
     read_request_tls_with_timeout(io, tls, Some(DEFAULT_HANDSHAKE_TIMEOUT)).await
 }
 
+#[cfg(feature = "tls")]
 /// [`read_request_tls`] with the limit `timeout` on the TLS handshake and the request
 /// head together; `None` waits forever.
 pub async fn read_request_tls_with_timeout<S: AsyncIo>(
@@ -301,6 +365,7 @@ pub async fn read_request_tls_with_timeout<S: AsyncIo>(
     Deadline::after(timeout).run(read_head_tls(io, tls)).await
 }
 
+#[cfg(feature = "tls")]
 async fn read_head_tls<S: AsyncIo>(
     io: S,
     tls: &TlsAcceptor,
@@ -311,6 +376,7 @@ async fn read_head_tls<S: AsyncIo>(
     Ok(upgrade)
 }
 
+#[cfg(feature = "tls")]
 /// Accepts a TLS connection and an upgrade without a subprotocol: [`read_request_tls`]
 /// then [`UpgradeRequest::accept`], all within
 /// [`handshake_timeout`](ServerOptions::handshake_timeout).
@@ -334,6 +400,44 @@ pub async fn accept_tls<S: AsyncIo>(
 /// Accepts an upgrade without a subprotocol: [`read_request`] then
 /// [`UpgradeRequest::accept`], all within
 /// [`handshake_timeout`](ServerOptions::handshake_timeout).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use wsstream::server::{self, ServerOptions};
+/// use wsstream::{WebSocketStream, WebSocketStreamOptions};
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// tokio::spawn(async move {
+///     while let Ok((tcp, _)) = listener.accept().await {
+///         tokio::spawn(async move {
+///             let mut options = ServerOptions::default();
+///             options.max_message_size = 1 << 20;
+///             let Ok(wss) = server::accept(tcp, options).await else { return };
+///             let Ok(info) = wss.opened().await else { return }; // already resolved
+///             let (Ok(mut reader), Ok(mut writer)) =
+///                 (info.readable.get_reader(), info.writable.get_writer())
+///             else {
+///                 return;
+///             };
+///             while let Ok(Some(message)) = reader.read().await {
+///                 if writer.write(message).await.is_err() {
+///                     break;
+///                 }
+///             }
+///         });
+///     }
+/// });
+///
+/// // A client of that server.
+/// let wss = WebSocketStream::new(&format!("ws://{addr}/"), WebSocketStreamOptions::default())?;
+/// let info = wss.opened().await?;
+/// info.writable.get_writer()?.write("echo me").await?;
+/// let echo = info.readable.get_reader()?.read().await?;
+/// assert_eq!(echo.as_ref().and_then(|m| m.as_text()), Some("echo me"));
+/// # Ok(()) }
+/// ```
 pub async fn accept<S: AsyncIo>(
     io: S,
     options: ServerOptions,
@@ -507,18 +611,17 @@ impl Negotiated {
         let negotiated = options
             .compression
             .as_ref()
+            .filter(|_| cfg!(feature = "deflate"))
             .and_then(|config| Some((config, config.negotiate(&request.extensions)?)));
         let (deflate, extensions) = match negotiated {
             Some((config, (params, header))) => (Some((params, config.clone())), Some(header)),
             None => (None, None),
         };
-        let config = wsstream_proto::Config {
+        let config = crate::options::engine_config(
+            options.max_message_size,
+            options.send_buffer_size,
             deflate,
-            max_message_size: options.max_message_size,
-            max_frame_size: options.max_message_size,
-            send_buffer: options.send_buffer_size.max(1),
-            ..Default::default()
-        };
+        );
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
         let response = request
             .try_accept(protocol, extensions.as_deref(), &extra)

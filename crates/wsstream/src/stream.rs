@@ -12,8 +12,9 @@ use crate::promise::Wait;
 use crate::streams::{WebSocketReadable, WebSocketWritable};
 use crate::transport::AsyncIo;
 
-/// What `opened` resolves with (B19).
+/// What `opened` resolves with: the two streams and what the handshake negotiated.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WebSocketOpenInfo {
     /// The incoming messages.
     pub readable: WebSocketReadable,
@@ -60,11 +61,29 @@ impl std::fmt::Debug for WebSocketStream {
 
 impl WebSocketStream {
     /// `new WebSocketStream(url, options)`: parses `url` (http/https map to ws/wss),
-    /// validates the subprotocols, then connects in the background (B1–B11).
+    /// validates the subprotocols, then connects in the background.
     ///
     /// Fails with a `SyntaxError` for a bad URL, scheme, fragment or protocol list; with
     /// an `InvalidStateError` when called outside a tokio runtime. A signal that is already
-    /// aborted makes `opened` and `closed` fail with its reason and nothing is sent (B10).
+    /// aborted makes `opened` and `closed` fail with its reason and nothing is sent (not
+    /// even a DNS query).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wsstream::{DomExceptionName, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// // Invalid arguments fail here, synchronously; network problems never do.
+    /// let error = WebSocketStream::new("ftp://127.0.0.1/", WebSocketStreamOptions::default())
+    ///     .unwrap_err();
+    /// assert_eq!(error.name(), DomExceptionName::SyntaxError);
+    ///
+    /// let mut options = WebSocketStreamOptions::default();
+    /// options.protocols = vec!["chat".into()];
+    /// let wss = WebSocketStream::new("http://127.0.0.1:9/chat", options)?;
+    /// assert_eq!(wss.url(), "ws://127.0.0.1:9/chat"); // http → ws
+    /// # Ok(()) }
+    /// ```
     pub fn new(url: &str, options: WebSocketStreamOptions) -> Result<Self, DomException> {
         Self::start(url, options, None)
     }
@@ -177,13 +196,41 @@ impl WebSocketStream {
         }
     }
 
-    /// The URL, serialised after parsing (B14).
+    /// The URL, serialised after parsing (`http`/`https` already mapped to `ws`/`wss`);
+    /// it never changes.
     pub fn url(&self) -> &str {
         self.handle.url()
     }
 
     /// `opened`: resolves with the streams, protocol and extensions once the handshake
-    /// succeeds; fails with a WebSocketError without code (B21) or the abort reason.
+    /// succeeds; fails with a WebSocketError without code (its `source()` says why) or the
+    /// abort reason.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{}/echo", listener.local_addr()?);
+    /// # tokio::spawn(async move {
+    /// #     let (tcp, _) = listener.accept().await.unwrap();
+    /// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+    /// #     let info = wss.opened().await.unwrap();
+    /// #     let mut reader = info.readable.get_reader().unwrap();
+    /// #     let mut writer = info.writable.get_writer().unwrap();
+    /// #     while let Ok(Some(message)) = reader.read().await {
+    /// #         if writer.write(message).await.is_err() { break; }
+    /// #     }
+    /// # });
+    /// use wsstream::{WebSocketOpenInfo, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+    /// let WebSocketOpenInfo { readable, writable, protocol, extensions, response } =
+    ///     wss.opened().await?;
+    /// assert_eq!(response.status(), 101);
+    /// println!("subprotocol {protocol:?}, extensions {extensions:?}");
+    /// # let _ = (readable, writable);
+    /// # Ok(()) }
+    /// ```
     pub fn opened(&self) -> Opened {
         Opened {
             wait: Wait {
@@ -195,6 +242,40 @@ impl WebSocketStream {
 
     /// `closed`: resolves with the close code and reason of a clean close; fails with a
     /// WebSocketError (code 1006 when no Close frame arrived) or the abort reason.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{}/echo", listener.local_addr()?);
+    /// # tokio::spawn(async move {
+    /// #     let (tcp, _) = listener.accept().await.unwrap();
+    /// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+    /// #     let info = wss.opened().await.unwrap();
+    /// #     let mut reader = info.readable.get_reader().unwrap();
+    /// #     let mut writer = info.writable.get_writer().unwrap();
+    /// #     while let Ok(Some(message)) = reader.read().await {
+    /// #         if writer.write(message).await.is_err() { break; }
+    /// #     }
+    /// # });
+    /// use wsstream::{WebSocketCloseInfo, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+    /// // Any task can wait for the end, whether or not anyone reads or writes.
+    /// let closed = tokio::spawn(wss.closed());
+    ///
+    /// wss.opened().await?;
+    /// wss.close(WebSocketCloseInfo { close_code: Some(4000), reason: "done".into() })?;
+    ///
+    /// match closed.await? {
+    ///     Ok(WebSocketCloseInfo { close_code, reason }) => {
+    ///         assert_eq!(close_code, Some(4000)); // as the peer echoed it
+    ///         println!("clean close: {close_code:?} {reason:?}");
+    ///     }
+    ///     Err(e) => println!("unclean close {:?}: {e}", e.close_code()),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn closed(&self) -> Closed {
         Closed {
             wait: Wait {
@@ -221,6 +302,39 @@ impl WebSocketStream {
     /// answers makes the close clean). Writes after `close()` fail with
     /// `InvalidStateError`. The close timeout bounds the whole: sending what is queued
     /// and the closing handshake.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{}/echo", listener.local_addr()?);
+    /// # tokio::spawn(async move {
+    /// #     let (tcp, _) = listener.accept().await.unwrap();
+    /// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+    /// #     let info = wss.opened().await.unwrap();
+    /// #     let mut reader = info.readable.get_reader().unwrap();
+    /// #     let mut writer = info.writable.get_writer().unwrap();
+    /// #     while let Ok(Some(message)) = reader.read().await {
+    /// #         if writer.write(message).await.is_err() { break; }
+    /// #     }
+    /// # });
+    /// use wsstream::{DomExceptionName, WebSocketCloseInfo, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+    /// let info = wss.opened().await?;
+    /// let mut writer = info.writable.get_writer()?;
+    ///
+    /// // A client may not send 1001 (the browser's rule): validated before anything happens.
+    /// let invalid = WebSocketCloseInfo { close_code: Some(1001), reason: String::new() };
+    /// assert_eq!(wss.close(invalid).unwrap_err().name(), DomExceptionName::InvalidAccessError);
+    ///
+    /// let write = writer.write("sent before the Close frame");
+    /// wss.close(WebSocketCloseInfo { close_code: Some(1000), reason: "bye".into() })?;
+    /// write.await?; // accepted before close(): sent, not dropped
+    /// assert!(writer.write("too late").await.is_err());
+    /// assert_eq!(wss.closed().await?.close_code, Some(1000));
+    /// # Ok(()) }
+    /// ```
     pub fn close(&self, info: WebSocketCloseInfo) -> Result<(), DomException> {
         let code = validate_close_info(&info, self.handle.close_codes())?;
         self.handle.close(code, &info.reason);
@@ -236,9 +350,29 @@ impl WebSocketStream {
     /// The Pong is read with the messages: while the application leaves a received
     /// message unread (receive backpressure), a Pong behind it waits too.
     ///
-    /// ```no_run
-    /// # async fn demo(wss: wsstream::WebSocketStream) -> Result<(), wsstream::PingError> {
-    /// let rtt = wss.ping().await?;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{}/echo", listener.local_addr()?);
+    /// # tokio::spawn(async move {
+    /// #     let (tcp, _) = listener.accept().await.unwrap();
+    /// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+    /// #     let info = wss.opened().await.unwrap();
+    /// #     let mut reader = info.readable.get_reader().unwrap();
+    /// #     let mut writer = info.writable.get_writer().unwrap();
+    /// #     while let Ok(Some(message)) = reader.read().await {
+    /// #         if writer.write(message).await.is_err() { break; }
+    /// #     }
+    /// # });
+    /// use wsstream::{PingError, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+    /// // Not open yet: no Ping is sent.
+    /// assert_eq!(wss.ping().await, Err(PingError::NotOpen));
+    ///
+    /// wss.opened().await?;
+    /// let rtt = wss.ping().await?; // the peer answers by itself, nobody needs to read
     /// println!("round trip: {rtt:?}");
     /// # Ok(()) }
     /// ```

@@ -1,12 +1,13 @@
-//! URL and subprotocol validation, as `new WebSocketStream()` does it (B1–B6).
+//! URL and subprotocol validation, as `new WebSocketStream()` does it (the constructor
+//! steps of the WHATWG WebSocketStream proposal; WPT `constructor.any.js`).
 
 use url::Url;
 
 use crate::error::DomException;
 
 /// Parses and validates a WebSocket URL (WHATWG URL parsing): `http`/`https` become
-/// `ws`/`wss` (B2), other schemes (B3) and any fragment, even an empty one (B4), are a
-/// `SyntaxError`. There is no base URL, so relative URLs fail too.
+/// `ws`/`wss` before the scheme is checked; any other scheme and any fragment, even an
+/// empty one (a trailing `#`), are a `SyntaxError`. There is no base URL, so relative URLs fail too.
 pub(crate) fn parse_url(input: &str) -> Result<Url, DomException> {
     let mut url = Url::parse(input)
         .map_err(|e| DomException::syntax(format!("invalid URL {input:?}: {e}")))?;
@@ -33,11 +34,13 @@ pub(crate) fn parse_url(input: &str) -> Result<Url, DomException> {
     Ok(url)
 }
 
-/// Checks the subprotocol list: every entry a non-empty RFC 7230 token (B5), no
-/// duplicates, compared case-insensitively like the classic WebSocket tests (B6).
+/// Checks the subprotocol list: every entry a non-empty RFC 7230 token (the syntax of a
+/// `Sec-WebSocket-Protocol` element, RFC 6455 §4.1), no duplicates, compared
+/// case-insensitively like the classic WebSocket tests
+/// (WPT `Create-protocols-repeated-case-insensitive`).
 pub(crate) fn validate_protocols(protocols: &[String]) -> Result<(), DomException> {
     for (i, protocol) in protocols.iter().enumerate() {
-        if protocol.is_empty() || !protocol.bytes().all(is_token_byte) {
+        if !wsstream_proto::handshake::is_token(protocol.as_bytes()) {
             return Err(DomException::syntax(format!(
                 "invalid subprotocol {protocol:?}"
             )));
@@ -52,27 +55,6 @@ pub(crate) fn validate_protocols(protocols: &[String]) -> Result<(), DomExceptio
         }
     }
     Ok(())
-}
-
-/// RFC 7230 `tchar`: visible ASCII except separators.
-fn is_token_byte(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'#'
-            | b'$'
-            | b'%'
-            | b'&'
-            | b'\''
-            | b'*'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~'
-    ) || b.is_ascii_alphanumeric()
 }
 
 #[cfg(test)]

@@ -94,10 +94,8 @@ async fn raw(addr: &str, head: &str) -> String {
 #[tokio::test]
 async fn wsstream_client_gets_deflate_protocol_and_headers_through_axum() {
     let (addr, mut reports) = app().await;
-    let options = WebSocketStreamOptions {
-        protocols: vec!["superchat".into(), "chat".into()],
-        ..Default::default()
-    };
+    let options =
+        WebSocketStreamOptions::default().protocols(vec!["superchat".into(), "chat".into()]);
     let wss = WebSocketStream::new(&format!("ws://{addr}/echo"), options).unwrap();
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "superchat");

@@ -184,10 +184,7 @@ async fn cancelled_flush_close_and_promises_resume() {
         })
         .await;
         // No compression: the backlog must really be megabytes on the wire.
-        let options = WebSocketStreamOptions {
-            compression: None,
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default().compression(None);
         let wss = WebSocketStream::new(&url, options).unwrap();
         // `opened` cancelled, then awaited again (and by a clone).
         let _ = tokio::time::timeout(Duration::ZERO, wss.opened()).await;
@@ -253,10 +250,7 @@ async fn slow_reading_server() -> (String, tokio::task::JoinHandle<(Vec<Message>
 }
 
 fn no_compression() -> WebSocketStreamOptions {
-    WebSocketStreamOptions {
-        compression: None,
-        ..Default::default()
-    }
+    WebSocketStreamOptions::default().compression(None)
 }
 
 /// Large writes whose futures were polled while the socket was full (so they waited to

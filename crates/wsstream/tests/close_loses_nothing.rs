@@ -98,10 +98,7 @@ async fn reading_server(
     };
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let options = ServerOptions {
-            compression,
-            ..Default::default()
-        };
+        let options = ServerOptions::default().compression(compression);
         let wss = match &acceptor {
             Some(acceptor) => server::accept_tls(tcp, acceptor, options).await,
             None => server::accept(tcp, options).await,
@@ -119,14 +116,12 @@ async fn reading_server(
 }
 
 fn client_options(setup: Setup, tls: TlsOptions) -> WebSocketStreamOptions {
-    WebSocketStreamOptions {
-        tls,
-        compression: match setup {
+    WebSocketStreamOptions::default()
+        .tls(tls)
+        .compression(match setup {
             Setup::Deflate => WebSocketStreamOptions::default().compression,
             Setup::Ws | Setup::Wss => None,
-        },
-        ..Default::default()
-    }
+        })
 }
 
 /// `write()` of 4 MiB not awaited, then `close({1000, "done"})`: the write resolves, the
@@ -205,10 +200,7 @@ async fn abort_with_writes_pending() {
     })
     .await
     .unwrap();
-    let options = WebSocketStreamOptions {
-        compression: None,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().compression(None);
     let wss = WebSocketStream::new(&server.url(), options).unwrap();
     let info = wss.opened().await.unwrap();
     let mut writer = info.writable.get_writer().unwrap();
@@ -259,10 +251,7 @@ async fn close_with_a_big_write_pending_on_the_wire() {
     })
     .await
     .unwrap();
-    let options = WebSocketStreamOptions {
-        compression: None,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().compression(None);
     let wss = WebSocketStream::new(&server.url(), options).unwrap();
     let info = wss.opened().await.unwrap();
     let mut writer = info.writable.get_writer().unwrap();
@@ -359,10 +348,7 @@ async fn close_with_unwritten_data_is_unclean_whatever_the_timing(delay: Duratio
         })
         .await
         .unwrap();
-        let options = WebSocketStreamOptions {
-            compression: None,
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default().compression(None);
         let wss = WebSocketStream::new(&server.url(), options).unwrap();
         let info = wss.opened().await.unwrap();
         tokio::time::sleep(delay).await;

@@ -5,7 +5,7 @@
 //! under a timeout; the close timeout and the abort signal end what the peer never ends).
 //!
 //! `closed` fails with code 1006 when the client fails the connection (the server's Close
-//! never arrives, as in the browser, B22); the close code the client *sent* (1002, 1007,
+//! never arrives, as in the browser); the close code the client *sent* (1002, 1007,
 //! 1009) is what the server sees and what the `ProtocolError` in the chain reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -245,10 +245,8 @@ async fn slowloris_handshake_is_ended_by_the_abort_signal() {
         let started = Instant::now();
         let wss = connect(
             &server.url(),
-            WebSocketStreamOptions {
-                signal: Some(AbortSignal::timeout(Duration::from_millis(2500))),
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default()
+                .signal(Some(AbortSignal::timeout(Duration::from_millis(2500)))),
         );
         let opened = wss.opened().await.unwrap_err();
         let elapsed = started.elapsed();
@@ -267,10 +265,7 @@ async fn slowloris_handshake_is_ended_by_the_abort_signal() {
         let controller = AbortController::new();
         let wss = connect(
             &server.url(),
-            WebSocketStreamOptions {
-                signal: Some(controller.signal()),
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default().signal(Some(controller.signal())),
         );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let reason: AbortReason = Arc::new(std::io::Error::other("user gave up"));
@@ -414,10 +409,7 @@ async fn message_growing_past_the_limit_in_many_fragments() {
     within("growing message", async {
         let _guard = MEMORY_LOCK.lock().await;
         let limit = 1 << 20;
-        let options = WebSocketStreamOptions {
-            max_message_size: limit,
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default().max_message_size(limit);
         let outcome = frame_attack(options, |mut peer| async move {
             peer.send_frame(&Frame::text("x".repeat(4096)).fin(false))
                 .await?;
@@ -509,10 +501,7 @@ async fn deflate_bomb_is_refused_with_1009_and_bounded_memory() {
         })
         .await
         .unwrap();
-        let options = WebSocketStreamOptions {
-            max_message_size: LIMIT,
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default().max_message_size(LIMIT);
         let ((peer, wss, read_end), heap) = heap_growth_during(async {
             let wss = connect(&server.url(), options);
             let info = wss.opened().await.unwrap();
@@ -786,10 +775,7 @@ async fn server_that_never_answers_close() {
         let close_timeout = Duration::from_millis(500);
         let wss = connect(
             &server.url(),
-            WebSocketStreamOptions {
-                close_timeout,
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default().close_timeout(close_timeout),
         );
         wss.opened().await.unwrap();
         let started = Instant::now();
@@ -835,10 +821,7 @@ async fn slowloris_frames_are_ended_by_the_close_timeout() {
         .unwrap();
         let wss = connect(
             &server.url(),
-            WebSocketStreamOptions {
-                close_timeout: Duration::from_millis(700),
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default().close_timeout(Duration::from_millis(700)),
         );
         wss.opened().await.unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -872,10 +855,7 @@ async fn server_that_never_closes_tcp_after_the_closing_handshake() {
             .unwrap();
             let wss = connect(
                 &server.url(),
-                WebSocketStreamOptions {
-                    close_timeout,
-                    ..Default::default()
-                },
+                WebSocketStreamOptions::default().close_timeout(close_timeout),
             );
             wss.opened().await.unwrap();
             let started = Instant::now();
@@ -902,7 +882,8 @@ async fn server_that_never_closes_tcp_after_the_closing_handshake() {
 }
 
 /// Every handle dropped while the server ignores the closing handshake: the connection
-/// task still ends by itself (Close without a code, B71; then the close timeout), so
+/// task still ends by itself (Close without a code, as a browser does for a collected
+/// WebSocket; then the close timeout), so
 /// nothing leaks — the server sees the TCP connection end.
 #[tokio::test]
 async fn abandoned_connection_to_a_silent_server_ends_by_itself() {
@@ -918,10 +899,7 @@ async fn abandoned_connection_to_a_silent_server_ends_by_itself() {
         .unwrap();
         let wss = connect(
             &server.url(),
-            WebSocketStreamOptions {
-                close_timeout: Duration::from_millis(300),
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default().close_timeout(Duration::from_millis(300)),
         );
         let info = wss.opened().await.unwrap();
         drop(info);
@@ -956,10 +934,7 @@ async fn announced_length_is_not_allocated_up_front() {
         let (wss, growth) = memory::growth_during(async {
             let wss = connect(
                 &server.url(),
-                WebSocketStreamOptions {
-                    close_timeout: Duration::from_millis(300),
-                    ..Default::default()
-                },
+                WebSocketStreamOptions::default().close_timeout(Duration::from_millis(300)),
             );
             let info = wss.opened().await.unwrap();
             let _reader = info.readable.get_reader().unwrap();

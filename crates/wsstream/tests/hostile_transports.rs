@@ -74,10 +74,7 @@ async fn pair(faults: &Faults, side: Side, net: Net) -> (BoxIo, BoxIo, Vec<Fault
 /// Without permessage-deflate: these scenarios count and cut the bytes on the transport,
 /// which must be the plain frames (the handshake response has no extension header).
 fn client_over(io: BoxIo, options: WebSocketStreamOptions) -> WebSocketStream {
-    let options = WebSocketStreamOptions {
-        compression: None,
-        ..options
-    };
+    let options = options.compression(None);
     WebSocketStream::with_stream("ws://hostile.test/echo", options, io).unwrap()
 }
 
@@ -536,10 +533,7 @@ async fn read_stall_is_ended_by_the_close_timeout() {
         let close_timeout = Duration::from_millis(300);
         let wss = client_over(
             client_io,
-            WebSocketStreamOptions {
-                close_timeout,
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default().close_timeout(close_timeout),
         );
         let info = wss.opened().await.unwrap();
         let mut writer = info.writable.get_writer().unwrap();
@@ -583,10 +577,7 @@ async fn write_stall_is_ended_by_the_close_timeout() {
         let close_timeout = Duration::from_millis(300);
         let wss = client_over(
             client_io,
-            WebSocketStreamOptions {
-                close_timeout,
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default().close_timeout(close_timeout),
         );
         let info = wss.opened().await.unwrap();
         let mut writer = info.writable.get_writer().unwrap();
@@ -616,10 +607,8 @@ async fn handshake_stall_is_ended_by_the_abort_signal() {
         let started = Instant::now();
         let wss = client_over(
             client_io,
-            WebSocketStreamOptions {
-                signal: Some(AbortSignal::timeout(Duration::from_millis(200))),
-                ..Default::default()
-            },
+            WebSocketStreamOptions::default()
+                .signal(Some(AbortSignal::timeout(Duration::from_millis(200)))),
         );
         let opened = wss.opened().await.unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(200));

@@ -104,10 +104,7 @@ async fn a_server_of_its_own_upgrades_through_http_types() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(serve_one(listener));
-    let options = WebSocketStreamOptions {
-        protocols: vec!["chat".into()],
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().protocols(vec!["chat".into()]);
     let wss = WebSocketStream::new(&format!("ws://{addr}/room"), options).unwrap();
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "chat");

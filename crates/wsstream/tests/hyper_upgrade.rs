@@ -215,10 +215,7 @@ async fn wsstream_client_gets_permessage_deflate_through_hyper() {
 #[tokio::test]
 async fn without_compression_no_extension_is_negotiated() {
     let (addr, mut reports) = server(true).await;
-    let options = WebSocketStreamOptions {
-        compression: None,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().compression(None);
     let wss = WebSocketStream::new(&format!("ws://{addr}/echo"), options).unwrap();
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.extensions, "");
@@ -238,10 +235,11 @@ async fn without_compression_no_extension_is_negotiated() {
 #[tokio::test]
 async fn subprotocol_is_selected_from_the_client_offer() {
     let (addr, mut reports) = server(true).await;
-    let options = WebSocketStreamOptions {
-        protocols: vec!["v1.other".into(), "superchat".into(), "chat".into()],
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().protocols(vec![
+        "v1.other".into(),
+        "superchat".into(),
+        "chat".into(),
+    ]);
     let wss = WebSocketStream::new(&format!("ws://{addr}/echo"), options).unwrap();
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "superchat");

@@ -31,10 +31,7 @@ async fn an_idle_connection_pair_holds_no_read_buffers() {
         let mut held = Vec::new();
         for _ in 0..CONNECTIONS {
             let (tcp, _) = listener.accept().await.unwrap();
-            let options = ServerOptions {
-                compression: None,
-                ..ServerOptions::default()
-            };
+            let options = ServerOptions::default().compression(None);
             let wss = server::accept(tcp, options).await.unwrap();
             let info = wss.opened().await.unwrap();
             held.push((wss, info));

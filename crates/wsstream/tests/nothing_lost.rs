@@ -61,22 +61,18 @@ impl Variant {
     fn client_options(self) -> WebSocketStreamOptions {
         match self {
             Self::Plain => WebSocketStreamOptions::default(),
-            Self::SmallBuffers => WebSocketStreamOptions {
-                send_buffer_size: 1024,
-                max_message_size: MAX_SIZE * 4,
-                ..Default::default()
-            },
+            Self::SmallBuffers => WebSocketStreamOptions::default()
+                .send_buffer_size(1024)
+                .max_message_size(MAX_SIZE * 4),
         }
     }
 
     fn server_options(self) -> ServerOptions {
         match self {
             Self::Plain => ServerOptions::default(),
-            Self::SmallBuffers => ServerOptions {
-                send_buffer_size: 1024,
-                max_message_size: MAX_SIZE * 4,
-                ..Default::default()
-            },
+            Self::SmallBuffers => ServerOptions::default()
+                .send_buffer_size(1024)
+                .max_message_size(MAX_SIZE * 4),
         }
     }
 }

@@ -173,15 +173,12 @@ async fn a_default_user_agent_names_wsstream_and_its_version() {
 #[tokio::test]
 async fn extra_headers_are_sent_and_a_user_agent_given_replaces_the_default() {
     let (port, mut seen) = server(None, echo_only()).await;
-    let options = WebSocketStreamOptions {
-        headers: vec![
-            ("user-agent".into(), "my-app/2.0".into()),
-            ("Authorization".into(), "Bearer t0ken".into()),
-            ("Cookie".into(), "a=1; b=2".into()),
-            ("Origin".into(), "https://example.test".into()),
-        ],
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().headers(vec![
+        ("user-agent".into(), "my-app/2.0".into()),
+        ("Authorization".into(), "Bearer t0ken".into()),
+        ("Cookie".into(), "a=1; b=2".into()),
+        ("Origin".into(), "https://example.test".into()),
+    ]);
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
     echo_once(&wss).await;
     let seen = seen.recv().await.unwrap();
@@ -201,10 +198,7 @@ async fn the_protocol_headers_cannot_be_overridden() {
         "Connection",
         "Sec-WebSocket-Version",
     ] {
-        let options = WebSocketStreamOptions {
-            headers: vec![(name.into(), "x".into())],
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default().headers(vec![(name.into(), "x".into())]);
         let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
         let (forbidden, text) = open_failure(&wss, |e| match e {
             ConnectError::Handshake(HandshakeError::ForbiddenHeader(n)) => Some(n.clone()),
@@ -234,10 +228,8 @@ async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn handshake_timeout_fails_opened_against_a_server_that_never_answers() {
     let (port, _task) = silent_server().await;
-    let options = WebSocketStreamOptions {
-        handshake_timeout: Some(Duration::from_millis(200)),
-        ..Default::default()
-    };
+    let options =
+        WebSocketStreamOptions::default().handshake_timeout(Some(Duration::from_millis(200)));
     let started = tokio::time::Instant::now();
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
     let (limit, text) = open_failure(&wss, |e| match e {
@@ -255,10 +247,8 @@ async fn handshake_timeout_fails_opened_against_a_server_that_never_answers() {
 #[tokio::test]
 async fn handshake_timeout_does_not_limit_an_open_connection() {
     let (port, _seen) = server(None, echo_only()).await;
-    let options = WebSocketStreamOptions {
-        handshake_timeout: Some(Duration::from_millis(100)),
-        ..Default::default()
-    };
+    let options =
+        WebSocketStreamOptions::default().handshake_timeout(Some(Duration::from_millis(100)));
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
     echo_once(&wss).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -312,11 +302,9 @@ fn keepalive_defaults_are_off_with_a_20_s_timeout() {
 #[tokio::test]
 async fn keepalive_closes_with_1006_when_the_peer_stops_answering() {
     let (port, mut received) = mute_server().await;
-    let options = WebSocketStreamOptions {
-        ping_interval: Some(Duration::from_millis(100)),
-        ping_timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default()
+        .ping_interval(Some(Duration::from_millis(100)))
+        .ping_timeout(Duration::from_millis(300));
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
     tokio::time::timeout(DEADLINE, wss.opened())
         .await
@@ -350,11 +338,9 @@ async fn keepalive_closes_with_1006_when_the_peer_stops_answering() {
 #[tokio::test]
 async fn keepalive_keeps_an_answering_connection_open() {
     let (port, _seen) = server(None, echo_only()).await;
-    let options = WebSocketStreamOptions {
-        ping_interval: Some(Duration::from_millis(50)),
-        ping_timeout: Duration::from_millis(200),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Duration::from_millis(200));
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
     echo_once(&wss).await;
     // Many intervals and timeouts pass with the application idle: the server's pongs
@@ -385,10 +371,7 @@ async fn tcp_keepalive_option_connects_and_echoes() {
     // The socket option itself is checked by a unit test in src/proxy.rs (the
     // client's socket is not reachable from here).
     let (port, _seen) = server(None, echo_only()).await;
-    let options = WebSocketStreamOptions {
-        tcp_keepalive: Some(Duration::from_secs(30)),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tcp_keepalive(Some(Duration::from_secs(30)));
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/"), options).unwrap();
     echo_once(&wss).await;
 }
@@ -430,11 +413,9 @@ async fn redirects_are_followed_up_to_max_redirects_with_relative_locations() {
     });
     let (port, mut seen) = server(None, routes).await;
     let url = format!("ws://127.0.0.1:{port}/a");
-    let options = WebSocketStreamOptions {
-        max_redirects: 2,
-        protocols: Vec::new(),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default()
+        .max_redirects(2)
+        .protocols(Vec::new());
     let wss = WebSocketStream::new(&url, options).unwrap();
     echo_once(&wss).await;
     assert_eq!(wss.url(), url, "url() stays the one given");
@@ -449,10 +430,7 @@ async fn redirects_are_followed_up_to_max_redirects_with_relative_locations() {
     assert_eq!(resources, ["/a", "/b", "/echo?x=1"]);
 
     // One redirect fewer than needed: too many.
-    let options = WebSocketStreamOptions {
-        max_redirects: 1,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().max_redirects(1);
     let wss = WebSocketStream::new(&url, options).unwrap();
     let (error, text) = open_failure(&wss, |e| match e {
         ConnectError::Redirect(e) => Some(e.clone()),
@@ -474,15 +452,13 @@ async fn redirects_to_another_origin_drop_credentials_but_keep_other_headers() {
         redirect_old_to(format!("http://127.0.0.1:{target_port}/echo")),
     )
     .await;
-    let options = WebSocketStreamOptions {
-        max_redirects: 1,
-        headers: vec![
+    let options = WebSocketStreamOptions::default()
+        .max_redirects(1)
+        .headers(vec![
             ("Authorization".into(), "Bearer secret".into()),
             ("Cookie".into(), "s=1".into()),
             ("Origin".into(), "https://app.test".into()),
-        ],
-        ..Default::default()
-    };
+        ]);
     let wss = WebSocketStream::new(&format!("ws://127.0.0.1:{port}/old"), options).unwrap();
     echo_once(&wss).await;
     let first = seen.recv().await.unwrap();
@@ -506,11 +482,7 @@ async fn a_redirect_from_wss_to_ws_is_never_followed() {
     .await;
     let mut tls = wsstream::TlsOptions::default();
     tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-    let options = WebSocketStreamOptions {
-        max_redirects: 5,
-        tls,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().max_redirects(5).tls(tls);
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/old"), options).unwrap();
     let (error, text) = open_failure(&wss, |e| match e {
         ConnectError::Redirect(e) => Some(e.clone()),

@@ -70,10 +70,7 @@ fn headers_of(request: &wsstream_proto::handshake::HandshakeRequest) -> Vec<(Str
 }
 
 fn with_proxy(url: String) -> WebSocketStreamOptions {
-    WebSocketStreamOptions {
-        proxy: Proxy::Url(url),
-        ..Default::default()
-    }
+    WebSocketStreamOptions::default().proxy(Proxy::Url(url))
 }
 
 /// Opens, echoes one message, closes cleanly.
@@ -323,11 +320,9 @@ async fn wss_runs_tls_with_the_target_inside_the_tunnel() {
         ProxyServer::http_connect(None).await.unwrap(),
         ProxyServer::socks5(None).await.unwrap(),
     ] {
-        let options = WebSocketStreamOptions {
-            proxy: Proxy::Url(proxy.url().replace("socks5://", "socks5h://")),
-            tls: tls.clone(),
-            ..Default::default()
-        };
+        let options = WebSocketStreamOptions::default()
+            .proxy(Proxy::Url(proxy.url().replace("socks5://", "socks5h://")))
+            .tls(tls.clone());
         echo_once(&target, options).await;
         assert_eq!(proxy.tunnels(), 1);
         assert_eq!(proxy.targets(), vec![format!("localhost:{port}")]);
@@ -343,11 +338,9 @@ async fn https_proxy_runs_tls_to_the_proxy() {
     assert!(proxy.url().starts_with("https://u:p@localhost:"));
     let mut tls = wsstream::TlsOptions::default();
     tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-    let options = WebSocketStreamOptions {
-        proxy: Proxy::Url(proxy.url()),
-        tls: tls.clone(),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default()
+        .proxy(Proxy::Url(proxy.url()))
+        .tls(tls.clone());
 
     // ws:// through an https:// proxy.
     let (port, _seen) = echo_server(None).await;
@@ -373,10 +366,7 @@ async fn proxy_none_and_the_default_connect_directly() {
     let target = format!("ws://127.0.0.1:{port}/");
     echo_once(
         &target,
-        WebSocketStreamOptions {
-            proxy: Proxy::None,
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().proxy(Proxy::None),
     )
     .await;
     // FromEnv never proxies loopback hosts, whatever the environment says.

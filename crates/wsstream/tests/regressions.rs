@@ -62,10 +62,7 @@ async fn closed_settles_after_the_last_message_is_taken_without_another_read() {
 #[tokio::test]
 async fn close_with_an_unread_message_still_completes_the_closing_handshake() {
     let server = WptServer::start().await.unwrap();
-    let options = WebSocketStreamOptions {
-        close_timeout: Duration::from_secs(2),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().close_timeout(Duration::from_secs(2));
     let wss = WebSocketStream::new(&server.url("/echo"), options).unwrap();
     let info = wss.opened().await.unwrap();
     let mut writer = info.writable.get_writer().unwrap();
@@ -87,7 +84,8 @@ async fn close_with_an_unread_message_still_completes_the_closing_handshake() {
 }
 
 /// Bug: a WebSocketError passed as `CancelReason::Other` (e.g. one the API returned, as an
-/// `Arc<dyn Error>`) was not recognised, so its code and reason were ignored (B50).
+/// `Arc<dyn Error>`) was not recognised, so its code and reason were ignored (only a WebSocketError's
+/// code and reason close with a code, so it must be recognised however it is passed).
 #[tokio::test]
 async fn cancel_with_a_websocket_error_given_as_other_uses_its_code() {
     let server = WptServer::start().await.unwrap();
@@ -118,7 +116,7 @@ async fn cancel_with_a_websocket_error_given_as_other_uses_its_code() {
 
 /// Bug: when our own close() ended uncleanly (the peer dropped TCP instead of answering),
 /// the writable kept the InvalidStateError of the close instead of the WebSocketError that
-/// `closed` and the readable fail with (B57: one object everywhere).
+/// `closed` and the readable fail with (an unclean close makes one object, everywhere).
 #[tokio::test]
 async fn unclean_end_of_our_close_errors_the_writable_with_the_same_websocket_error() {
     let server = WptServer::start().await.unwrap();

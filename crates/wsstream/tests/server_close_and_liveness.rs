@@ -108,10 +108,7 @@ async fn a_client_keeps_the_browser_rule_unless_it_opts_in() {
         wss.closed().await.unwrap()
     })
     .await;
-    let options = WebSocketStreamOptions {
-        close_codes: CloseCodes::Protocol,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().close_codes(CloseCodes::Protocol);
     let client = WebSocketStream::new(&url, options).unwrap();
     client.opened().await.unwrap();
     client.close(info(1001, "going away")).unwrap();
@@ -126,11 +123,9 @@ async fn a_client_keeps_the_browser_rule_unless_it_opts_in() {
 /// no ping): the server's keepalive closes the connection uncleanly.
 #[tokio::test]
 async fn server_keepalive_detects_a_silent_client() {
-    let options = ServerOptions {
-        ping_interval: Some(Duration::from_millis(100)),
-        ping_timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .ping_interval(Some(Duration::from_millis(100)))
+        .ping_timeout(Duration::from_millis(300));
     let (url, task) = server_with(options, |wss| async move {
         let started = tokio::time::Instant::now();
         let closed = wss.closed().await;
@@ -248,11 +243,9 @@ async fn pongs_answer_their_ping_and_every_earlier_one_unsolicited_ones_are_igno
 /// never reads the Close); with it, they succeed and the Close is read.
 #[tokio::test]
 async fn a_failed_connection_lingers_for_a_client_that_reads_only_after_writing() {
-    let options = ServerOptions {
-        max_message_size: 1 << 20,
-        compression: None,
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .max_message_size(1 << 20)
+        .compression(None);
     let (url, task) = server_with(options, |wss| async move {
         let info = wss.opened().await.unwrap();
         let mut reader = info.readable.get_reader().unwrap();
@@ -315,11 +308,9 @@ async fn a_failed_connection_lingers_for_a_client_that_reads_only_after_writing(
 /// client reads the Close 1009.
 #[tokio::test]
 async fn a_failed_connection_lingers_so_the_client_reads_the_close() {
-    let options = ServerOptions {
-        max_message_size: 1 << 20,
-        compression: None,
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .max_message_size(1 << 20)
+        .compression(None);
     let (url, task) = server_with(options, |wss| async move {
         let info = wss.opened().await.unwrap();
         let mut reader = info.readable.get_reader().unwrap();

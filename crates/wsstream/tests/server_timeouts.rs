@@ -25,10 +25,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
 fn options(limit: Option<Duration>) -> ServerOptions {
-    ServerOptions {
-        handshake_timeout: limit,
-        ..ServerOptions::default()
-    }
+    ServerOptions::default().handshake_timeout(limit)
 }
 
 /// A listener and a client connected to it; the server end is handed to `serve`, whose

@@ -24,7 +24,7 @@ use wsstream_test_support::certs::{Ca, Leaf};
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// What the test server saw of one connection: the URL of its server-role stream, or
@@ -79,10 +79,7 @@ fn chain(error: &(dyn Error + 'static)) -> String {
 fn options_trusting(ca: &Ca) -> WebSocketStreamOptions {
     let mut tls = TlsOptions::default();
     tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-    WebSocketStreamOptions {
-        tls,
-        ..Default::default()
-    }
+    WebSocketStreamOptions::default().tls(tls)
 }
 
 /// Connects and expects `opened` to fail with a TLS error; returns the rustls error and
@@ -173,10 +170,8 @@ async fn wss_to_an_ip_literal_with_an_extra_root_round_trips_and_closes_cleanly(
 async fn wss_to_localhost_with_custom_roots_round_trips_and_closes_cleanly() {
     let ca = Ca::new("wsstream test CA");
     let (port, _seen) = tls_echo_server(ca.server(&["localhost"]).acceptor()).await;
-    let options = WebSocketStreamOptions {
-        tls: TlsOptions::with_roots(Roots::Custom(vec![ca.cert_der()])),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default()
+        .tls(TlsOptions::with_roots(Roots::Custom(vec![ca.cert_der()])));
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/echo"), options).unwrap();
     echo_and_close(&wss).await;
 }
@@ -323,10 +318,8 @@ async fn custom_client_config_is_used_as_is() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let options = WebSocketStreamOptions {
-        tls: TlsOptions::with_client_config(Arc::new(config)),
-        ..Default::default()
-    };
+    let options =
+        WebSocketStreamOptions::default().tls(TlsOptions::with_client_config(Arc::new(config)));
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/"), options).unwrap();
     echo_and_close(&wss).await;
 
@@ -338,10 +331,7 @@ async fn custom_client_config_is_used_as_is() {
         .with_no_client_auth();
     let mut tls = TlsOptions::with_client_config(Arc::new(config));
     tls.add_root_pem(ca.cert_pem().as_bytes()).unwrap();
-    let options = WebSocketStreamOptions {
-        tls,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tls(tls);
     let (reason, _) = expect_tls_failure(&format!("wss://localhost:{port}/"), options).await;
     assert_eq!(
         reason,
@@ -425,7 +415,7 @@ async fn client_certificate_required_by_the_server() {
 #[tokio::test]
 async fn with_stream_runs_tls_over_the_given_stream() {
     let ca = Ca::new("wsstream test CA");
-    let acceptor = ca.server(&["in-memory.test"]).acceptor();
+    let acceptor: TlsAcceptor = ca.server(&["in-memory.test"]).acceptor();
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(async move {
         // The manual path: TLS first, then the upgrade over the TLS stream.
@@ -554,10 +544,7 @@ async fn accept_tls_reports_a_client_that_is_not_speaking_tls() {
 async fn webpki_roots_reject_the_test_ca() {
     let ca = Ca::new("wsstream test CA");
     let (port, _seen) = tls_echo_server(ca.server(&["localhost"]).acceptor()).await;
-    let options = WebSocketStreamOptions {
-        tls: TlsOptions::with_roots(Roots::WebPki),
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tls(TlsOptions::with_roots(Roots::WebPki));
     let (reason, _) = expect_tls_failure(&format!("wss://localhost:{port}/"), options).await;
     assert_eq!(
         reason,
@@ -566,10 +553,87 @@ async fn webpki_roots_reject_the_test_ca() {
     // …and accept it once it is added.
     let mut tls = TlsOptions::with_roots(Roots::WebPki);
     tls.add_root(ca.cert_der());
-    let options = WebSocketStreamOptions {
-        tls,
-        ..Default::default()
-    };
+    let options = WebSocketStreamOptions::default().tls(tls);
     let wss = WebSocketStream::new(&format!("wss://localhost:{port}/"), options).unwrap();
     echo_and_close(&wss).await;
+}
+
+/// Records the key-exchange groups each ClientHello lists, then presents one certificate.
+#[derive(Debug)]
+struct GroupRecorder {
+    key: Arc<rustls::sign::CertifiedKey>,
+    seen: std::sync::Mutex<Vec<Vec<rustls::NamedGroup>>>,
+}
+
+impl rustls::server::ResolvesServerCert for GroupRecorder {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let groups = hello.named_groups().unwrap_or_default().to_vec();
+        self.seen.lock().unwrap().push(groups);
+        Some(self.key.clone())
+    }
+}
+
+/// The default provider (aws-lc-rs) offers the post-quantum hybrid X25519MLKEM768 first,
+/// as Chrome and Firefox do, and a rustls server that supports it negotiates it.
+#[tokio::test]
+async fn the_default_provider_negotiates_x25519mlkem768_first() {
+    let ca = Ca::new("wsstream test CA");
+    let leaf = ca.server(&["localhost"]);
+    let provider = provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(leaf.key_der())
+        .unwrap();
+    let recorder = Arc::new(GroupRecorder {
+        key: Arc::new(rustls::sign::CertifiedKey::new(leaf.chain(), signing)),
+        seen: std::sync::Mutex::default(),
+    });
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(recorder.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::new(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let group = tls
+            .get_ref()
+            .1
+            .negotiated_key_exchange_group()
+            .map(|group| group.name());
+        let wss = server::read_request(tls)
+            .await
+            .unwrap()
+            .accept(None, ServerOptions::default())
+            .await
+            .unwrap();
+        let _ = wss.closed().await;
+        group
+    });
+    let wss =
+        WebSocketStream::new(&format!("wss://localhost:{port}/"), options_trusting(&ca)).unwrap();
+    tokio::time::timeout(DEADLINE, wss.opened())
+        .await
+        .unwrap()
+        .unwrap();
+    wss.close(WebSocketCloseInfo::default()).unwrap();
+    let negotiated = tokio::time::timeout(DEADLINE, server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(negotiated, Some(rustls::NamedGroup::X25519MLKEM768));
+    let seen = recorder.seen.lock().unwrap();
+    assert_eq!(
+        seen[0].first(),
+        Some(&rustls::NamedGroup::X25519MLKEM768),
+        "groups offered: {:?}",
+        seen[0]
+    );
 }

@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/abort.any.js` (spec.md B.2): the abort signal.
+//! `websockets/stream/tentative/abort.any.js`: the abort signal.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -23,7 +23,7 @@ fn assert_abort_error<T: std::fmt::Debug>(result: Result<T, ConnectionError>, wh
 
 /// WPT: "abort before constructing should prevent connection".
 ///
-/// Rust rewording (spec.md D.4): a TCP listener stands for the stash endpoint; with
+/// Rust rewording: a TCP listener stands for the stash endpoint; with
 /// `AbortSignal::abort()` no connection is ever accepted and both futures fail with the
 /// abort reason.
 #[tokio::test]
@@ -34,10 +34,7 @@ async fn abort_before_constructing_should_prevent_connection() {
     let signal = controller.signal();
     let wss = WebSocketStream::new(
         &stash.url(),
-        WebSocketStreamOptions {
-            signal: Some(signal.clone()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(signal.clone())),
     )
     .expect("the constructor does not throw for an aborted signal");
     let opened = within("opened", wss.opened()).await;
@@ -54,10 +51,7 @@ async fn abort_before_constructing_should_prevent_connection() {
     // The same with a signal created already aborted.
     let wss2 = WebSocketStream::new(
         &stash.url(),
-        WebSocketStreamOptions {
-            signal: Some(AbortSignal::abort()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(AbortSignal::abort())),
     )
     .unwrap();
     assert_abort_error(within("opened", wss2.opened()).await, "opened");
@@ -78,10 +72,7 @@ async fn abort_during_handshake_should_work() {
     let controller = AbortController::new();
     let wss = WebSocketStream::new(
         &server.url("/handshake_sleep_2"),
-        WebSocketStreamOptions {
-            signal: Some(controller.signal()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(controller.signal())),
     )
     .unwrap();
     // setTimeout(() => controller.abort(), 0)
@@ -98,10 +89,7 @@ async fn abort_after_connect_should_do_nothing() {
     let controller = AbortController::new();
     let wss = WebSocketStream::new(
         &server.echo_url(),
-        WebSocketStreamOptions {
-            signal: Some(controller.signal()),
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().signal(Some(controller.signal())),
     )
     .unwrap();
     let info = within("opened", wss.opened()).await.unwrap();

@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/backpressure-receive.any.js` (spec.md B.2, B28, B29):
+//! `websockets/stream/tentative/backpressure-receive.any.js`:
 //! received messages are not slurped while the application does not read.
 #![allow(clippy::unwrap_used)]
 
@@ -10,8 +10,8 @@ use wsstream_test_support::wpt::{
     within,
 };
 
-/// How much the process may grow while the client does not read (spec.md B29: the
-/// client's own buffering must stay well below the 16 MiB the server pushes).
+/// How much the process may grow while the client does not read (the test's premise:
+/// the client's own buffering must stay well below the 16 MiB the server pushes).
 const RSS_ALLOWANCE: u64 = 8 * 1024 * 1024;
 
 /// WPT: "backpressure should be applied to received messages".

@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/backpressure-send.any.js` (spec.md B.2, B37, B38): a
+//! `websockets/stream/tentative/backpressure-send.any.js`: a
 //! write completes only when the message fits in the connection's bounded send buffer.
 #![allow(clippy::unwrap_used)]
 

@@ -1,8 +1,7 @@
-//! `websockets/stream/tentative/close.any.js` (spec.md B.2): `close()`, closing the
+//! `websockets/stream/tentative/close.any.js`: `close()`, closing the
 //! writable, aborting the writable and cancelling the readable.
 //!
-//! Not written as tests, because the Rust types make the failure unrepresentable
-//! (spec.md D.4, "Tests that are N/A in Rust"):
+//! Not written as tests, because the Rust types make the failure unrepresentable:
 //!
 //! * "close(true) should throw a TypeError": `close` takes a
 //!   [`WebSocketCloseInfo`]; a boolean (or any non-dictionary) does not compile.
@@ -182,7 +181,8 @@ async fn close_during_handshake_should_work() {
         Err(ConnectionError::WebSocket(e)) => e,
         other => panic!("closed should reject with a WebSocketError, got {other:?}"),
     };
-    // spec.md B21/B23 (D.5): distinct errors, no code for opened, 1006 for closed.
+    // A connection that never opened (here: closed during the handshake) rejects the two
+    // promises with distinct WebSocketErrors: no code for opened, 1006 for closed.
     assert!(!Arc::ptr_eq(&opened_error, &closed_error));
     assert_eq!(opened_error.close_code(), None);
     assert_eq!(closed_error.close_code(), Some(1006));

@@ -1,8 +1,7 @@
-//! `websockets/stream/tentative/constructor.any.js` (spec.md B.2): the constructor and
+//! `websockets/stream/tentative/constructor.any.js`: the constructor and
 //! `opened`.
 //!
-//! Not written as tests, because the Rust types make the failure unrepresentable
-//! (spec.md D.4, "Tests that are N/A in Rust"):
+//! Not written as tests, because the Rust types make the failure unrepresentable:
 //!
 //! * "constructing with no URL should throw": `WebSocketStream::new` has a required
 //!   `url: &str` parameter; a call without it does not compile.
@@ -42,10 +41,7 @@ async fn setting_a_protocol_in_the_constructor_should_work() {
     let server = WptServer::start().await.unwrap();
     let wss = WebSocketStream::new(
         &server.url("/protocol_array"),
-        WebSocketStreamOptions {
-            protocols: vec!["alpha".into(), "beta".into()],
-            ..Default::default()
-        },
+        WebSocketStreamOptions::default().protocols(vec!["alpha".into(), "beta".into()]),
     )
     .unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
@@ -74,7 +70,8 @@ async fn connection_failure_should_reject_the_promises() {
         Err(ConnectionError::WebSocket(e)) => e,
         other => panic!("closed should reject with a WebSocketError, got {other:?}"),
     };
-    // spec.md B21 (D.5): distinct errors, no code for opened, 1006 for closed.
+    // A connection that never opened rejects the two promises with distinct
+    // WebSocketErrors: no code for opened, 1006 for closed.
     assert!(!Arc::ptr_eq(&opened_error, &closed_error));
     assert_eq!(opened_error.close_code(), None);
     assert_eq!(closed_error.close_code(), Some(1006));

@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/read.any.js` (spec.md B.2): the type of received chunks.
+//! `websockets/stream/tentative/read.any.js`: the type of received chunks.
 #![allow(clippy::unwrap_used)]
 
 use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};

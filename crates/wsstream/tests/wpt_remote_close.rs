@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/remote-close.any.js` (spec.md B.2): the server closes.
+//! `websockets/stream/tentative/remote-close.any.js`: the server closes.
 #![allow(clippy::unwrap_used)]
 
 use wsstream::{

@@ -1,4 +1,4 @@
-//! `websockets/stream/tentative/websocket-error.any.js` (spec.md B.2, B64–B67): the
+//! `websockets/stream/tentative/websocket-error.any.js`: the
 //! `WebSocketError` constructor.
 #![allow(clippy::unwrap_used)]
 

@@ -1,8 +1,7 @@
-//! `websockets/stream/tentative/write.any.js` (spec.md B.2): writes at close time, and
+//! `websockets/stream/tentative/write.any.js`: writes at close time, and
 //! dropping the stream while writes are pending.
 //!
-//! Not written as tests, because the Rust types make the failure unrepresentable
-//! (spec.md D.4, "Tests that are N/A in Rust"):
+//! Not written as tests, because the Rust types make the failure unrepresentable:
 //!
 //! * "writing a value that cannot be stringified should cause a rejection": `write`
 //!   takes `impl Into<Message>`; only strings (text) and byte buffers (binary) convert,
@@ -14,7 +13,7 @@
 //!   another thread mutates (no `SharedArrayBuffer` in safe Rust), and the message owns
 //!   its bytes.
 //!
-//! The two garbage-collection tests get the rewording of spec.md D.4: drop every handle
+//! The two garbage-collection tests are reworded for Rust (no GC): drop every handle
 //! while writes are pending; nothing panics; the pending `WriteFuture`s settle (with an
 //! error if the message was not sent).
 #![allow(clippy::unwrap_used)]
@@ -91,7 +90,7 @@ async fn a_write_that_was_incomplete_at_close_time_should_reject() {
 
 /// WPT: "garbage collection after close with a pending write promise should not crash".
 ///
-/// Rewording (spec.md D.4): every handle but the pending write future is dropped; the
+/// Rewording for Rust: every handle but the pending write future is dropped; the
 /// write still rejects with `InvalidStateError` and nothing panics.
 #[tokio::test]
 async fn garbage_collection_after_close_with_a_pending_write_promise_should_not_crash() {
@@ -121,9 +120,9 @@ async fn garbage_collection_after_close_with_a_pending_write_promise_should_not_
 /// WPT: "Garbage collecting a WebSocket stream doesn't crash while write promise is
 /// pending".
 ///
-/// Rewording (spec.md D.4): the stream, the writable and the writer are dropped while 20
+/// Rewording for Rust: the stream, the writable and the writer are dropped while 20
 /// writes of 100 000 bytes are pending; nothing panics, every `WriteFuture` settles, and
-/// the connection ends (D.4 rule 4: the connection task does not leak; the echo handler
+/// the connection ends (the connection task does not leak; the echo handler
 /// finishes only when its connection is closed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_collecting_a_websocket_stream_doesnt_crash_while_write_promise_is_pending() {

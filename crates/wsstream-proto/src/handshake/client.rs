@@ -169,8 +169,8 @@ impl ClientHandshake {
         let headers: &[httparse::Header<'_>] = res.headers;
 
         // RFC 6455 §4.1: "If the status code received from the server is not 101, the client
-        // handles the response per HTTP procedures" — for us a failed handshake (no redirects
-        // are followed, spec.md B12/B13).
+        // handles the response per HTTP procedures" — for us a failed handshake (the
+        // browser follows no redirects here; a runtime that does handles them above us).
         let status = res.code.unwrap_or(0);
         if status != 101 {
             return Err(HandshakeError::Status {
@@ -212,8 +212,9 @@ impl ClientHandshake {
         )))
     }
 
-    /// RFC 6455 §4.1 check 6 and spec.md B13: a selected subprotocol MUST be one that was
-    /// offered; when protocols were offered the response MUST select one.
+    /// RFC 6455 §4.1 check 6: a selected subprotocol MUST be one that was offered; and, as
+    /// browsers require (WHATWG WebSockets, "establish a WebSocket connection"), when
+    /// protocols were offered the response MUST select one.
     fn check_protocol(
         &self,
         headers: &[httparse::Header<'_>],

@@ -19,8 +19,9 @@ pub(crate) const fn is_tchar(b: u8) -> bool {
         | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
 }
 
-/// `token = 1*tchar` (RFC 7230 §3.2.6).
-pub(crate) fn is_token(s: &[u8]) -> bool {
+/// `token = 1*tchar` (RFC 7230 §3.2.6): what a subprotocol name or an extension name must
+/// be (RFC 6455 §4.1, §9.1).
+pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 

@@ -26,6 +26,7 @@ mod server;
 pub use client::{ClientHandshake, ClientRequest, HandshakeResponse};
 pub use error::HandshakeError;
 pub use extensions::{ExtensionOffer, parse_extensions};
+pub use headers::is_token;
 pub use key::{WEBSOCKET_GUID, accept_key, generate_key};
 pub use server::{
     HandshakeRequest, RequestError, RequestErrorKind, parse_request, reject_response,

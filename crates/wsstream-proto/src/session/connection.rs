@@ -123,6 +123,9 @@ impl Connection {
     /// A connection in the given role. Fails if the configuration is invalid.
     pub fn new(role: Role, config: Config) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
+        #[cfg(not(feature = "deflate"))]
+        let deflate: Option<Box<Deflate>> = None;
+        #[cfg(feature = "deflate")]
         let deflate = config.deflate.as_ref().map(|(params, deflate)| {
             // Our half of the agreed parameters, and the peer's (RFC 7692 §7.1).
             let (ours, theirs) = match role {
@@ -216,7 +219,8 @@ impl Connection {
     }
 
     /// Whether an outbound message was abandoned part-way because the closing handshake
-    /// started (data that was accepted but never fully sent: an unclean close, spec G4).
+    /// started (data that was accepted but never fully sent makes the close unclean, as
+    /// WPT `remote-close.any.js` requires).
     pub fn abandoned_data(&self) -> bool {
         self.abandoned
     }
@@ -936,10 +940,7 @@ mod tests {
                     f
                 }),
             ];
-            let config = Config {
-                max_message_size: 1024,
-                ..Config::default()
-            };
+            let config = Config::default().max_message_size(1024);
             for (name, bytes) in cases {
                 let mut fast = Connection::new(role, config.clone()).unwrap();
                 let mut input = bytes.clone();

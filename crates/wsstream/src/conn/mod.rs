@@ -169,7 +169,9 @@ impl Shared {
         }
     }
 
-    /// Interrupts the opening handshake (B23): `close()` or the last handle dropped.
+    /// Interrupts the opening handshake (`close()` during the handshake fails the
+    /// connection, whatever code and reason it was given): `close()` or the last handle
+    /// dropped.
     fn interrupt_handshake(&self, core: &mut Core) {
         core.interrupted = true;
         self.interrupt.notify_one();

@@ -244,6 +244,7 @@ mod tests {
             .unwrap()
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn a_valid_request_is_accepted_with_deflate() {
         let upgrade = HttpUpgrade::from_request(&request("13")).unwrap();
@@ -263,10 +264,7 @@ mod tests {
         let (parts, ()) = request("13").into_parts();
         let mut upgrade = HttpUpgrade::from_parts(&parts).unwrap();
         upgrade.set_secure(true);
-        let options = ServerOptions {
-            compression: None,
-            ..Default::default()
-        };
+        let options = ServerOptions::default().compression(None);
         let (response, accepted) = upgrade.accept(None, &HeaderMap::new(), options).unwrap();
         assert!(!response.headers().contains_key("sec-websocket-extensions"));
         assert_eq!(accepted.extensions(), "");
@@ -300,6 +298,7 @@ mod tests {
         assert_eq!(error_response(&e).status(), http::StatusCode::BAD_REQUEST);
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn the_application_answer_is_checked() {
         let upgrade = HttpUpgrade::from_request(&request("13")).unwrap();

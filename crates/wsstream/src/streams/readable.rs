@@ -74,6 +74,43 @@ impl WebSocketReadable {
 /// attention until it is polled again, the reader is dropped, or another operation of
 /// the stream (a write, `closed()`) finds it has not come back after a wake-up; drop the
 /// reader when you stop reading for good.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("ws://{}/echo", listener.local_addr()?);
+/// # tokio::spawn(async move {
+/// #     let (tcp, _) = listener.accept().await.unwrap();
+/// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+/// #     let info = wss.opened().await.unwrap();
+/// #     let mut reader = info.readable.get_reader().unwrap();
+/// #     let mut writer = info.writable.get_writer().unwrap();
+/// #     while let Ok(Some(message)) = reader.read().await {
+/// #         if writer.write(message).await.is_err() { break; }
+/// #     }
+/// # });
+/// use futures_util::StreamExt; // the reader is a futures_core::Stream
+/// use wsstream::{WebSocketStream, WebSocketStreamOptions};
+///
+/// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+/// let info = wss.opened().await?;
+/// let mut writer = info.writable.get_writer()?;
+/// for word in ["one", "two", "three"] {
+///     writer.write(word).await?;
+/// }
+/// writer.close().await?;
+///
+/// let reader = info.readable.get_reader()?;
+/// let words: Vec<String> = reader
+///     .map(|message| message.map(|m| m.as_text().unwrap_or_default().to_owned()))
+///     .collect::<Vec<_>>()
+///     .await
+///     .into_iter()
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(words, ["one", "two", "three"]);
+/// # Ok(()) }
+/// ```
 pub struct WebSocketReader {
     handle: Handle,
     /// Messages taken from the connection in one batch, still part of the readable's
@@ -93,6 +130,41 @@ impl std::fmt::Debug for WebSocketReader {
 impl WebSocketReader {
     /// The next message: `Ok(Some(message))`, `Ok(None)` once the stream is closed (after
     /// every queued message), or the stream's error (the same value every time).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{}/echo", listener.local_addr()?);
+    /// # tokio::spawn(async move {
+    /// #     let (tcp, _) = listener.accept().await.unwrap();
+    /// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+    /// #     let info = wss.opened().await.unwrap();
+    /// #     let mut reader = info.readable.get_reader().unwrap();
+    /// #     let mut writer = info.writable.get_writer().unwrap();
+    /// #     while let Ok(Some(message)) = reader.read().await {
+    /// #         if writer.write(message).await.is_err() { break; }
+    /// #     }
+    /// # });
+    /// use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+    /// let info = wss.opened().await?;
+    /// let mut writer = info.writable.get_writer()?;
+    /// let mut reader = info.readable.get_reader()?;
+    /// writer.write("text").await?;
+    /// writer.write(vec![1u8, 2, 3]).await?;
+    /// writer.close().await?; // the echo server answers our Close after echoing
+    ///
+    /// while let Some(message) = reader.read().await? {
+    ///     match message {
+    ///         Message::Text(text) => println!("text: {}", text.as_str()),
+    ///         Message::Binary(bytes) => println!("{} bytes", bytes.len()),
+    ///     }
+    /// }
+    /// // Ok(None): the connection closed cleanly, and `closed` has already settled.
+    /// # Ok(()) }
+    /// ```
     pub fn read(&mut self) -> ReadFuture<'_> {
         ReadFuture { reader: self }
     }

@@ -74,6 +74,39 @@ impl WebSocketWritable {
 /// away; the `Sink` frames into the buffer and writes it when it is full, on
 /// `poll_flush` and on `poll_close` (so `feed` batches many messages into one socket
 /// write, and, as with every `Sink`, a fed message is sent for sure only once flushed).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("ws://{}/echo", listener.local_addr()?);
+/// # tokio::spawn(async move {
+/// #     let (tcp, _) = listener.accept().await.unwrap();
+/// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+/// #     let info = wss.opened().await.unwrap();
+/// #     let mut reader = info.readable.get_reader().unwrap();
+/// #     let mut writer = info.writable.get_writer().unwrap();
+/// #     while let Ok(Some(message)) = reader.read().await {
+/// #         if writer.write(message).await.is_err() { break; }
+/// #     }
+/// # });
+/// use futures_util::SinkExt; // the writer is a futures_sink::Sink<Message>
+/// use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};
+///
+/// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+/// let info = wss.opened().await?;
+/// let mut writer = info.writable.get_writer()?;
+///
+/// // `feed` frames into the send buffer without a socket write; `flush` writes them all.
+/// for i in 0..100 {
+///     writer.feed(Message::from(format!("tick {i}"))).await?;
+/// }
+/// writer.flush().await?;
+///
+/// let mut reader = info.readable.get_reader()?;
+/// assert_eq!(reader.read().await?, Some(Message::from("tick 0")));
+/// # Ok(()) }
+/// ```
 pub struct WebSocketWriter {
     handle: Handle,
     closing: Option<Wait<Result<crate::WebSocketCloseInfo, ConnectionError>>>,
@@ -99,6 +132,38 @@ impl WebSocketWriter {
     /// stream is closing or closed (a close started by
     /// [`WebSocketStream::close`](crate::WebSocketStream::close) still sends every write
     /// accepted before it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{}/echo", listener.local_addr()?);
+    /// # tokio::spawn(async move {
+    /// #     let (tcp, _) = listener.accept().await.unwrap();
+    /// #     let wss = wsstream::server::accept(tcp, Default::default()).await.unwrap();
+    /// #     let info = wss.opened().await.unwrap();
+    /// #     let mut reader = info.readable.get_reader().unwrap();
+    /// #     let mut writer = info.writable.get_writer().unwrap();
+    /// #     while let Ok(Some(message)) = reader.read().await {
+    /// #         if writer.write(message).await.is_err() { break; }
+    /// #     }
+    /// # });
+    /// use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};
+    ///
+    /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
+    /// let info = wss.opened().await?;
+    /// let mut writer = info.writable.get_writer()?;
+    ///
+    /// writer.write("a text message").await?; // &str, String: text
+    /// writer.write(vec![0u8, 1, 2]).await?; // Vec<u8>, &[u8], Bytes: binary
+    /// writer.write(Message::from("explicit")).await?;
+    ///
+    /// // Not awaiting is fine too: the write happens anyway, in order.
+    /// let pending = writer.write("later");
+    /// writer.flush().await?; // everything so far is on the socket
+    /// pending.await?;
+    /// # Ok(()) }
+    /// ```
     pub fn write(&mut self, message: impl Into<Message>) -> WriteFuture {
         self.room = false;
         let state = self.handle.core().write(message.into());

@@ -8,9 +8,12 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+pub(crate) mod tcp;
+#[cfg(feature = "tls")]
 pub(crate) mod tls;
 
 /// A client-side TLS stream over TCP.
+#[cfg(feature = "tls")]
 pub(crate) type ClientTls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Any bidirectional byte stream usable as a transport.
@@ -22,6 +25,7 @@ pub(crate) enum Transport {
     /// Plain TCP.
     Tcp(TcpStream),
     /// TLS over TCP (`wss://`), boxed: the rustls state is large and TCP stays small.
+    #[cfg(feature = "tls")]
     Tls(Box<ClientTls>),
     /// Anything else (in-memory pipes, Unix sockets, tunnels).
     Other(Box<dyn AsyncIo>),
@@ -50,7 +54,9 @@ impl Transport {
     pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Tcp(s) => s.poll_read_ready(cx),
-            Self::Tls(_) | Self::Other(_) => Poll::Ready(Ok(())),
+            #[cfg(feature = "tls")]
+            Self::Tls(_) => Poll::Ready(Ok(())),
+            Self::Other(_) => Poll::Ready(Ok(())),
         }
     }
 }
@@ -60,6 +66,7 @@ impl Transport {
     pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             Self::Tcp(s) => s.peer_addr().ok(),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => s.get_ref().0.peer_addr().ok(),
             Self::Other(_) => None,
         }
@@ -74,6 +81,7 @@ impl AsyncRead for Transport {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Self::Other(s) => Pin::new(s).poll_read(cx, buf),
         }
@@ -88,6 +96,7 @@ impl AsyncWrite for Transport {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Self::Other(s) => Pin::new(s).poll_write(cx, buf),
         }
@@ -96,6 +105,7 @@ impl AsyncWrite for Transport {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Self::Other(s) => Pin::new(s).poll_flush(cx),
         }
@@ -104,6 +114,7 @@ impl AsyncWrite for Transport {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Self::Other(s) => Pin::new(s).poll_shutdown(cx),
         }

@@ -1,6 +1,11 @@
-//! TLS for `wss://` (client) and for servers, on rustls with the *ring* crypto provider
-//! chosen explicitly: nothing here depends on a process-wide default provider, so there
-//! is no "no process-level CryptoProvider available" panic whatever else is linked in.
+//! TLS for `wss://` (client) and for servers, on rustls with the crypto provider chosen
+//! explicitly by the crate features: aws-lc-rs (`rustls-aws-lc-rs`, the default: the
+//! post-quantum hybrid X25519MLKEM768 key exchange first, then X25519, as browsers offer)
+//! or *ring* (`rustls-ring`). Nothing depends on a process-wide default provider, so
+//! there is no "no process-level CryptoProvider available" panic whatever else is linked
+//! in. With neither provider feature (`tls` alone), the provider the application installed
+//! with `CryptoProvider::install_default` is used, and connecting fails with a clear error
+//! when there is none.
 
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -16,12 +21,28 @@ use super::AsyncIo;
 /// The ALPN protocol of a WebSocket opening handshake (RFC 6455 runs over HTTP/1.1).
 const ALPN_HTTP11: &[u8] = b"http/1.1";
 
-/// The crypto provider of every configuration built here: *ring*, explicitly.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+/// The crypto provider of every configuration built here: aws-lc-rs when its feature is
+/// on, else *ring* when its feature is on, else the process default.
+pub(crate) fn provider() -> io::Result<Arc<CryptoProvider>> {
+    #[cfg(any(feature = "rustls-aws-lc-rs", feature = "rustls-ring"))]
+    {
+        static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+        #[cfg(feature = "rustls-aws-lc-rs")]
+        let make = rustls::crypto::aws_lc_rs::default_provider;
+        #[cfg(not(feature = "rustls-aws-lc-rs"))]
+        let make = rustls::crypto::ring::default_provider;
+        Ok(PROVIDER.get_or_init(|| Arc::new(make())).clone())
+    }
+    #[cfg(not(any(feature = "rustls-aws-lc-rs", feature = "rustls-ring")))]
+    {
+        CryptoProvider::get_default().cloned().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no rustls crypto provider: enable wsstream's `rustls-aws-lc-rs` or \
+                 `rustls-ring` feature, or install one with CryptoProvider::install_default",
+            )
+        })
+    }
 }
 
 fn tls_error(e: rustls::Error) -> io::Error {
@@ -100,7 +121,7 @@ struct ClientAuth {
 ///
 /// let mut tls = TlsOptions::default();
 /// tls.add_root_pem(&std::fs::read("ca.pem")?)?;
-/// let options = WebSocketStreamOptions { tls, ..Default::default() };
+/// let options = WebSocketStreamOptions::default().tls(tls);
 /// # let _ = options; Ok(()) }
 /// ```
 ///
@@ -229,7 +250,7 @@ impl TlsOptions {
     }
 
     fn build(&self) -> io::Result<ClientConfig> {
-        let provider = provider();
+        let provider = provider()?;
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(tls_error)?;
@@ -337,23 +358,31 @@ impl std::fmt::Debug for TlsAcceptor {
     }
 }
 
+impl From<Arc<ServerConfig>> for TlsAcceptor {
+    /// [`TlsAcceptor::new`].
+    fn from(config: Arc<ServerConfig>) -> Self {
+        Self::new(config)
+    }
+}
+
 impl TlsAcceptor {
     /// Accepts with `config` as it is (its certificates, client-certificate policy and
     /// ALPN list). Build it with an explicit provider, e.g.
-    /// `ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))`.
+    /// `ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))`.
     pub fn new(config: Arc<ServerConfig>) -> Self {
         Self { config }
     }
 
     /// An acceptor presenting the certificate chain of `cert_chain_pem` (the server's
     /// certificate first, then intermediates) with the first private key (PKCS#8, PKCS#1
-    /// or SEC1) of `key_pem`; TLS 1.2 and 1.3 with the *ring* provider, no client
+    /// or SEC1) of `key_pem`; TLS 1.2 and 1.3 with the provider the features choose
+    /// (aws-lc-rs by default: post-quantum key exchange first), no client
     /// certificates, ALPN `http/1.1`. Fails if either input holds nothing usable or the key
     /// does not match the certificate.
     pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<Self> {
         let chain = certs_from_pem(cert_chain_pem)?;
         let key = key_from_pem(key_pem)?;
-        let mut config = ServerConfig::builder_with_provider(provider())
+        let mut config = ServerConfig::builder_with_provider(provider()?)
             .with_safe_default_protocol_versions()
             .map_err(tls_error)?
             .with_no_client_auth()

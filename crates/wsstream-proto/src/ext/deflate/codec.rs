@@ -144,6 +144,7 @@ impl Compressor {
 
 /// Why inflating failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InflateError {
     /// The output would exceed the limit (a decompression bomb, or simply a big message).
     TooLarge {

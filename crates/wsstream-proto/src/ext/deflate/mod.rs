@@ -63,10 +63,16 @@
 //! not freed: allocating it again for every message costs more than compressing a 1 KiB
 //! message.
 
+#[cfg(feature = "deflate")]
 mod codec;
+#[cfg(not(feature = "deflate"))]
+mod codec_off;
 mod negotiation;
 
+#[cfg(feature = "deflate")]
 pub use codec::{Compressor, DEFLATE_TAIL, Decompressor, InflateError};
+#[cfg(not(feature = "deflate"))]
+pub(crate) use codec_off::{Compressor, Decompressor};
 pub use negotiation::DeflateNegotiationError;
 
 use crate::config::ConfigError;
@@ -98,6 +104,7 @@ pub const DEFAULT_THRESHOLD: usize = 1024;
 /// here ([`validate`](Self::validate)); the protocol value 8 is accepted from a peer (see the
 /// [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// The client resets its compressor after every message (§7.1.1.2). A client offers
     /// `client_no_context_takeover` and honours it whatever the server answers; a server
@@ -137,6 +144,53 @@ impl Default for DeflateConfig {
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             threshold: DEFAULT_THRESHOLD,
         }
+    }
+}
+
+/// Builder-style setters, one per field (the struct is `#[non_exhaustive]`, so new
+/// options can be added without breaking code that sets the ones it knows):
+/// `DeflateConfig::default().client_no_context_takeover(…)`. Assigning a field of a value works as well.
+impl DeflateConfig {
+    /// Sets [`client_no_context_takeover`](Self::client_no_context_takeover).
+    #[must_use]
+    pub fn client_no_context_takeover(mut self, client_no_context_takeover: bool) -> Self {
+        self.client_no_context_takeover = client_no_context_takeover;
+        self
+    }
+
+    /// Sets [`server_no_context_takeover`](Self::server_no_context_takeover).
+    #[must_use]
+    pub fn server_no_context_takeover(mut self, server_no_context_takeover: bool) -> Self {
+        self.server_no_context_takeover = server_no_context_takeover;
+        self
+    }
+
+    /// Sets [`client_max_window_bits`](Self::client_max_window_bits).
+    #[must_use]
+    pub fn client_max_window_bits(mut self, client_max_window_bits: Option<u8>) -> Self {
+        self.client_max_window_bits = client_max_window_bits;
+        self
+    }
+
+    /// Sets [`server_max_window_bits`](Self::server_max_window_bits).
+    #[must_use]
+    pub fn server_max_window_bits(mut self, server_max_window_bits: Option<u8>) -> Self {
+        self.server_max_window_bits = server_max_window_bits;
+        self
+    }
+
+    /// Sets [`compression_level`](Self::compression_level).
+    #[must_use]
+    pub fn compression_level(mut self, compression_level: u32) -> Self {
+        self.compression_level = compression_level;
+        self
+    }
+
+    /// Sets [`threshold`](Self::threshold).
+    #[must_use]
+    pub fn threshold(mut self, threshold: usize) -> Self {
+        self.threshold = threshold;
+        self
     }
 }
 

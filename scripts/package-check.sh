@@ -25,6 +25,14 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 cargo_minor=$(cargo --version | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
 echo "== $(cargo --version)"
 rm -f "$target_dir"/package/{wsstream-proto,wsstream,wsstream-cli}-*.crate
+# Cargo unpacks a crate of the overlay registry into $CARGO_HOME/registry/src/-<hash>/ once
+# and never again for the same version: a later run would verify the sources of the first
+# one (seen with cargo 1.95). Those unpacked copies of our three crates come only from such
+# overlays (the crates.io ones live in registry/src/index.crates.io-*/): remove them.
+for unpacked in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/; do
+    [ -d "$unpacked" ] || continue
+    rm -rf "$unpacked"wsstream-proto-[0-9]* "$unpacked"wsstream-cli-[0-9]* "$unpacked"wsstream-[0-9]*
+done
 if [ "${cargo_minor:-0}" -ge 90 ]; then
     echo "== cargo package ${args[*]} -p wsstream-proto -p wsstream -p wsstream-cli"
     cargo package "${args[@]}" -p wsstream-proto -p wsstream -p wsstream-cli

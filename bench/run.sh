@@ -24,7 +24,7 @@ else
     ulimit -n "$hard"
 fi
 
-cargo build --quiet --profile bench-lto -p wsstream-bench --bins
+cargo build --quiet --profile bench-lto -p wsstream-bench --bin wsstream-bench --bin wsstream-bench-heap
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="${target_dir:-target}/bench-lto/wsstream-bench"
 

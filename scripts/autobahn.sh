@@ -3,7 +3,7 @@
 #
 # Usage: scripts/autobahn.sh [--update]
 #
-# Builds `cargo build --release --locked -p wsstream --example autobahn_client`, runs it
+# Builds `cargo build --release --locked -p wsstream-bench --bin autobahn_client`, runs it
 # against the fuzzingserver through ../shared/autobahn/run-client-suite.sh (beside the repo;
 # it installs the Python 2.7 suite into a cached venv on first use, ~1 min) and judges the
 # report strictly with autobahn/check.py: every case must be OK or INFORMATIONAL (NON-STRICT
@@ -17,7 +17,7 @@
 #   AUTOBAHN_PORT     server port (default: a free one chosen now)
 #   AUTOBAHN_AGENT    agent name in the report (default wsstream)
 #   AUTOBAHN_RUNNER   path to run-client-suite.sh (default ../shared/autobahn/ beside the repo)
-#   AUTOBAHN_CLIENT   client command to run instead of building the example (debugging)
+#   AUTOBAHN_CLIENT   client command to run instead of building the client (debugging)
 # Other AUTOBAHN_* variables are passed through to the runner (see its README).
 
 set -euo pipefail
@@ -60,9 +60,9 @@ if [ -n "${AUTOBAHN_CLIENT:-}" ]; then
   read -r -a CLIENT <<<"$AUTOBAHN_CLIENT"
   log "using AUTOBAHN_CLIENT=$AUTOBAHN_CLIENT (no build)"
 else
-  log "building the client: cargo build --release --locked -p wsstream --example autobahn_client"
-  cargo build --release --locked -p wsstream --example autobahn_client
-  CLIENT=("${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/autobahn_client")
+  log "building the client: cargo build --release --locked -p wsstream-bench --bin autobahn_client"
+  cargo build --release --locked -p wsstream-bench --bin autobahn_client
+  CLIENT=("${CARGO_TARGET_DIR:-$ROOT/target}/release/autobahn_client")
 fi
 
 log "cases '$AUTOBAHN_CASES', profile $AUTOBAHN_PROFILE, agent $AUTOBAHN_AGENT, port $AUTOBAHN_PORT, reports $REPORTS"

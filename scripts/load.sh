@@ -19,5 +19,5 @@ if ! ulimit -n 65536 2>/dev/null; then
 fi
 echo "== open file limit: $(ulimit -n)"
 
-cargo build --release --locked -q -p wsstream --example load
-exec "${CARGO_TARGET_DIR:-target}/release/examples/load" --connections "$connections" ${LOAD_ARGS:-}
+cargo build --release --locked -q -p wsstream-bench --bin load
+exec "${CARGO_TARGET_DIR:-$root/target}/release/load" --connections "$connections" ${LOAD_ARGS:-}

@@ -15,6 +15,6 @@ duration="${DURATION:-600}"
 rate="${RATE:-2000}"
 warmup="${WARMUP:-60}"
 
-cargo build --release --locked -q -p wsstream --example soak
-exec "${CARGO_TARGET_DIR:-target}/release/examples/soak" \
+cargo build --release --locked -q -p wsstream-bench --bin soak
+exec "${CARGO_TARGET_DIR:-$root/target}/release/soak" \
     --duration "$duration" --warmup "$warmup" --rate "$rate" ${SOAK_ARGS:-}

@@ -1,6 +1,7 @@
 //! Autobahn|TestSuite client: echoes every message of every fuzzingserver case.
 //!
-//! The usual way to run it builds this example, starts the fuzzingserver and judges the report:
+//! A binary of the unpublished `wsstream-bench` crate. The usual way to run it builds it,
+//! starts the fuzzingserver and judges the report:
 //!
 //! ```sh
 //! scripts/autobahn.sh            # cases 1.* to 11.*, reports in target/autobahn-reports
@@ -10,7 +11,7 @@
 //!
 //! ```sh
 //! AUTOBAHN_URL=ws://127.0.0.1:9001 AUTOBAHN_AGENT=wsstream \
-//!     cargo run --release -p wsstream --example autobahn_client
+//!     cargo run --release -p wsstream-bench --bin autobahn_client
 //! ```
 //!
 //! Protocol: `/getCaseCount` sends the number N of cases as text and closes; each

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! scripts/load.sh                                   # 10 000 connections, release build
-//! cargo run --release -p wsstream --example load -- --connections 10000
-//! cargo run --release -p wsstream --example load -- --connections 5000 --in-process
+//! cargo run --release -p wsstream-bench --bin load -- --connections 10000
+//! cargo run --release -p wsstream-bench --bin load -- --connections 5000 --in-process
 //! ```
 //!
 //! By default the server runs in a child process (this binary with `--serve`), so the
@@ -126,14 +126,13 @@ async fn serve(listener: TcpListener, stats: Arc<ServerStats>) {
                 return;
             };
             stats.accepted.fetch_add(1, Ordering::AcqRel);
-            if let Ok(info) = wss.opened().await {
-                if let (Ok(mut reader), Ok(mut writer)) =
+            if let Ok(info) = wss.opened().await
+                && let (Ok(mut reader), Ok(mut writer)) =
                     (info.readable.get_reader(), info.writable.get_writer())
-                {
-                    while let Ok(Some(message)) = reader.read().await {
-                        if writer.write(message).await.is_err() {
-                            break;
-                        }
+            {
+                while let Ok(Some(message)) = reader.read().await {
+                    if writer.write(message).await.is_err() {
+                        break;
                     }
                 }
             }
@@ -256,15 +255,15 @@ fn mib(kib: u64) -> f64 {
 async fn run(args: Args) -> Result<bool, Error> {
     let n = args.connections;
     let per_process_fds = if args.in_process { 2 * n } else { n } as u64 + 64;
-    if let Some(limit) = fd_limit() {
-        if limit < per_process_fds {
-            return Err(format!(
-                "{n} connections need about {per_process_fds} file descriptors per process, \
-                 the limit is {limit}: run scripts/load.sh (it raises the limit), or fewer \
-                 connections"
-            )
-            .into());
-        }
+    if let Some(limit) = fd_limit()
+        && limit < per_process_fds
+    {
+        return Err(format!(
+            "{n} connections need about {per_process_fds} file descriptors per process, \
+             the limit is {limit}: run scripts/load.sh (it raises the limit), or fewer \
+             connections"
+        )
+        .into());
     }
     let (mut server, addr) = if args.in_process {
         let listener = bind().await?;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! scripts/soak.sh                                    # DURATION=600 by default
-//! cargo run --release -p wsstream --example soak -- --duration 600 --rate 2000
+//! cargo run --release -p wsstream-bench --bin soak -- --duration 600 --rate 2000
 //! ```
 //!
 //! Options: `--duration S` (600), `--warmup S` (60), `--rate MSGS_PER_S` (2000, over all
@@ -93,7 +93,7 @@ impl Rng {
 fn message(rng: &mut Rng, seq: u64, (max_size, large_every): (usize, u64)) -> Message {
     let r = rng.next();
     let mut size = (r % (max_size as u64 + 1)) as usize;
-    if large_every > 0 && (r >> 32) % large_every == 0 {
+    if large_every > 0 && (r >> 32).is_multiple_of(large_every) {
         size *= 16;
     }
     let mut body = format!("{seq:016x}").into_bytes();
@@ -126,14 +126,13 @@ async fn echo_server(listener: TcpListener, unclean: Arc<AtomicU64>) {
                 unclean.fetch_add(1, Ordering::AcqRel);
                 return;
             };
-            if let Ok(info) = wss.opened().await {
-                if let (Ok(mut reader), Ok(mut writer)) =
+            if let Ok(info) = wss.opened().await
+                && let (Ok(mut reader), Ok(mut writer)) =
                     (info.readable.get_reader(), info.writable.get_writer())
-                {
-                    while let Ok(Some(m)) = reader.read().await {
-                        if writer.write(m).await.is_err() {
-                            break;
-                        }
+            {
+                while let Ok(Some(m)) = reader.read().await {
+                    if writer.write(m).await.is_err() {
+                        break;
                     }
                 }
             }

@@ -25,12 +25,12 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 /// One connection, from connecting to the end of the feed. `backoff` is reset as soon as
 /// the connection opens, so only consecutive failures make the delay grow.
 async fn session(url: &str, backoff: &mut Duration) -> Result<(), Error> {
-    let mut options = WebSocketStreamOptions::default();
-    // A server that accepts TCP and then says nothing must not hang us forever.
-    options.handshake_timeout = Some(Duration::from_secs(10));
-    // Keepalive: a feed can be quiet; a Ping every 15 s notices a dead peer (no answer
-    // within `ping_timeout`, 20 s by default: the connection fails, we reconnect).
-    options.ping_interval = Some(Duration::from_secs(15));
+    let options = WebSocketStreamOptions::default()
+        // A server that accepts TCP and then says nothing must not hang us forever.
+        .handshake_timeout(Some(Duration::from_secs(10)))
+        // Keepalive: a feed can be quiet; a Ping every 15 s notices a dead peer (no answer
+        // within `ping_timeout`, 20 s by default: the connection fails, we reconnect).
+        .ping_interval(Some(Duration::from_secs(15)));
 
     let wss = WebSocketStream::new(url, options)?; // only fails for a malformed URL
     let info = wss.opened().await?;

@@ -30,15 +30,16 @@ async fn main() -> Result<(), Error> {
         .next()
         .unwrap_or_else(|| "wss://echo.websocket.org/".into());
 
-    let mut options = WebSocketStreamOptions::default();
-    // Bounds DNS, TCP, the proxy's answer, TLS and the upgrade together.
-    options.handshake_timeout = Some(Duration::from_secs(10));
     // `Proxy::FromEnv` is the default; `Proxy::None` ignores the environment.
-    options.proxy = match args.next().as_deref() {
+    let proxy = match args.next().as_deref() {
         None => Proxy::FromEnv,
         Some("demo") => Proxy::Url(demo_proxy().await?),
         Some(proxy) => Proxy::Url(proxy.into()),
     };
+    let options = WebSocketStreamOptions::default()
+        // Bounds DNS, TCP, the proxy's answer, TLS and the upgrade together.
+        .handshake_timeout(Some(Duration::from_secs(10)))
+        .proxy(proxy);
     println!("connecting to {url} with {:?}", options.proxy);
 
     let wss = WebSocketStream::new(&url, options)?;

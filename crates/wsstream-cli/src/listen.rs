@@ -12,11 +12,13 @@
 //!   lines of its stdout become messages, and the connection closes (1000) when the
 //!   command's stdout ends.
 //!
-//! Every client has a bounded queue of outgoing messages (`--queue`, 256 by default). To
-//! the most recent client, stdin waits for room (backpressure: stdin is not read further
-//! while that client does not take messages). With `--broadcast` a client whose queue is
-//! full is disconnected with 1008 ("too slow") so it neither blocks the others nor grows
-//! memory.
+//! Every client has a bounded queue of outgoing messages (`--queue`, 256 by default), so
+//! memory stays bounded. To the most recent client, stdin waits for room (backpressure:
+//! stdin is not read further while that client does not take messages). With
+//! `--broadcast`, a line waits at most `--queue-timeout` (2 s) for full queues; a client
+//! whose queue is still full then is disconnected with 1008 ("too slow"). So stdin goes
+//! at the pace of the clients that keep up, and a stalled client holds the others up
+//! once, for at most that long.
 //!
 //! Ctrl-C or SIGTERM closes every client with 1001 (going away), waits up to 5 s for the
 //! closing handshakes, and exits 0.
@@ -60,18 +62,24 @@ pub(crate) struct ListenArgs {
     #[arg(long)]
     once: bool,
     /// Send each stdin line to every connected client instead of only the most recent
-    /// one. A client whose queue (--queue) is full is disconnected with 1008.
+    /// one. A client whose queue (--queue) stays full for --queue-timeout is
+    /// disconnected with 1008.
     #[arg(long, conflicts_with = "exec")]
     broadcast: bool,
     /// Prefix every line printed for a received message with `[ID] `, the client's
     /// number (1, 2, … in connection order, as in the `[ID] connected` lines on stderr).
     #[arg(long, conflicts_with = "exec")]
     prefix: bool,
-    /// Outgoing messages queued per client (at least 1). The most recent client gets
-    /// backpressure: stdin waits for room. With --broadcast a client with a full queue
-    /// is disconnected (1008, "too slow").
+    /// Outgoing messages queued per client (at least 1). Stdin waits while the queue of
+    /// the client it goes to is full (backpressure); with --broadcast, for at most
+    /// --queue-timeout, then the clients still full are disconnected (1008, "too slow").
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
+    /// With --broadcast: how long a stdin line waits for room in full client queues
+    /// before those clients are disconnected (1008). A client that keeps up with the
+    /// others is never disconnected; one that stalls holds stdin up for at most this long.
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_secs, requires = "broadcast")]
+    queue_timeout: Duration,
     /// For each connection run `sh -c CMD`: each received message is written to its
     /// stdin as a line, each line of its stdout is sent as a message, and the connection
     /// closes (1000) when its stdout ends. Its stderr is this process's stderr; its
@@ -164,6 +172,13 @@ fn chomp(line: &mut Vec<u8>) {
             line.pop();
         }
     }
+}
+
+fn parse_secs(value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("expected a number of seconds, got {value:?}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {value:?}: {e}"))
 }
 
 /// `PORT` alone means `127.0.0.1:PORT`.
@@ -261,30 +276,28 @@ impl Registry {
             .find_map(|(id, client)| Some((*id, client.queue.clone()?)))
     }
 
-    /// Queues `message` for every client; a client whose queue is full is disconnected
-    /// (1008). Returns whether any client took it.
-    fn broadcast(&self, message: &Message) -> bool {
+    /// The queues of every client that still takes messages.
+    fn queues(&self) -> Vec<(u64, mpsc::Sender<Message>)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, client)| Some((*id, client.queue.clone()?)))
+            .collect()
+    }
+
+    /// Disconnects client `id` (1008, "too slow"), whose queue stayed full.
+    fn disconnect_slow(&self, id: u64, queue: usize, waited: Duration) {
         let mut clients = self.lock();
-        let mut sent = false;
-        for (id, client) in clients.iter_mut() {
-            let Some(queue) = &client.queue else { continue };
-            match queue.try_send(message.clone()) {
-                Ok(()) => sent = true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    eprintln!(
-                        "[{id}] too slow ({} messages queued): disconnecting (1008)",
-                        queue.max_capacity()
-                    );
-                    let _ = client.wss.close(WebSocketCloseInfo {
-                        close_code: Some(1008),
-                        reason: "too slow".to_owned(),
-                    });
-                    client.queue = None;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => client.queue = None,
-            }
-        }
-        sent
+        let Some(client) = clients.get_mut(&id) else {
+            return;
+        };
+        eprintln!(
+            "[{id}] too slow (queue of {queue} still full after {waited:?}): disconnecting (1008)"
+        );
+        let _ = client.wss.close(WebSocketCloseInfo {
+            close_code: Some(1008),
+            reason: "too slow".to_owned(),
+        });
+        client.queue = None;
     }
 
     /// Queues nothing more: every client is closed with 1000 once its queue is sent.
@@ -371,7 +384,7 @@ pub(crate) async fn run(args: ListenArgs) -> ExitCode {
         Some(_) => None,
         None => Some(tokio::spawn(stdin_loop(
             registry.clone(),
-            args.broadcast,
+            args.broadcast.then_some(args.queue_timeout),
             encoding,
             event_tx.clone(),
         ))),
@@ -402,9 +415,10 @@ pub(crate) async fn run(args: ListenArgs) -> ExitCode {
                 }
                 let id = next_id;
                 next_id += 1;
-                eprintln!("[{id}] connected from {peer}: {}", wss.url());
                 let (tx, rx) = mpsc::channel(queue);
                 registry.add(id, Client { queue: Some(tx), wss: wss.clone() });
+                // Logged once stdin lines can reach it (tests wait for this line).
+                eprintln!("[{id}] connected from {peer}: {}", wss.url());
                 let client = ClientTask {
                     id,
                     wss,
@@ -523,10 +537,11 @@ async fn accept_loop(
 }
 
 /// Reads stdin lines (only while a client is connected) and queues each as a message for
-/// the most recent client, or for all with `broadcast`.
+/// the most recent client, or for all with `broadcast` (`Some(how long a full queue is
+/// waited for)`).
 async fn stdin_loop(
     registry: Arc<Registry>,
-    broadcast: bool,
+    broadcast: Option<Duration>,
     encoding: Encoding,
     events: mpsc::Sender<Event>,
 ) {
@@ -555,8 +570,8 @@ async fn stdin_loop(
         };
         // Deliver it, waiting for a client if the last one just left.
         loop {
-            if broadcast {
-                if registry.broadcast(&message) {
+            if let Some(wait) = broadcast {
+                if send_to_all(&registry, &message, wait).await {
                     break;
                 }
             } else if let Some((_, queue)) = registry.latest() {
@@ -575,6 +590,31 @@ async fn stdin_loop(
         }
     }
     let _ = events.send(Event::StdinEnded).await;
+}
+
+/// Queues `message` for every client. The clients whose queue is full are waited for,
+/// all together at most `wait`; those still full then are disconnected (1008). Returns
+/// whether any client took the message.
+async fn send_to_all(registry: &Registry, message: &Message, wait: Duration) -> bool {
+    let mut sent = false;
+    let mut full = Vec::new();
+    for (id, queue) in registry.queues() {
+        match queue.try_send(message.clone()) {
+            Ok(()) => sent = true,
+            Err(mpsc::error::TrySendError::Full(_)) => full.push((id, queue)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    for (id, queue) in full {
+        // Each send is tried at least once, even past the deadline.
+        match tokio::time::timeout_at(deadline, queue.send(message.clone())).await {
+            Ok(Ok(())) => sent = true,
+            Ok(Err(_)) => {} // gone meanwhile
+            Err(_) => registry.disconnect_slow(id, queue.max_capacity(), wait),
+        }
+    }
+    sent
 }
 
 /// One client's connection, on a task of its own.

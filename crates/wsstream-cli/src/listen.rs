@@ -49,8 +49,28 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// closed) before it is killed.
 const EXEC_GRACE: Duration = Duration::from_secs(1);
 
+/// What `wsstream listen --help` prints after the options.
+const AFTER_HELP: &str = "\
+Modes:
+  --once          one client, bridged to stdin/stdout; exit when it closes (0 if cleanly)
+                  or close it (1000) when stdin ends, then exit
+  (default)       any number of clients; their messages go to stdout (--prefix: `[ID] msg`),
+                  each stdin line goes to the most recent client still connected
+                  (--broadcast: to all); stdin is only read while a client is connected;
+                  the end of stdin does not stop the server
+  --exec CMD      each connection runs `sh -c CMD` (inetd-style); stdin/stdout unused
+
+stderr: `listening on ws://ADDR`, then `[ID] connected from PEER: URL` and
+`[ID] closed: code N, reason \"…\"` per client. Ctrl-C or SIGTERM closes every client with
+1001 (going away), waits up to 5 s for the closing handshakes and exits 0.
+
+Like `websocat -s PORT`:  wsstream listen 127.0.0.1:PORT --once
+Like `wscat -l PORT`:     wsstream listen 0.0.0.0:PORT  (wscat serves one client at a time
+                          and exits when stdin ends; this takes many and keeps serving)";
+
 /// Arguments of `wsstream listen`.
 #[derive(Args, Debug)]
+#[command(after_long_help = AFTER_HELP)]
 pub(crate) struct ListenArgs {
     /// Address to listen on: HOST:PORT, or a bare PORT for 127.0.0.1:PORT (port 0 picks a
     /// free one). The first line on stderr is `listening on ws://ADDR` (`wss://` with

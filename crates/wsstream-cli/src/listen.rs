@@ -105,7 +105,8 @@ pub(crate) struct ListenArgs {
     /// closes (1000) when its stdout ends. Its stderr is this process's stderr; its
     /// environment has WSSTREAM_CLIENT_ID, WSSTREAM_PEER (IP:PORT) and WSSTREAM_URL. When
     /// the client goes first, the command's stdin is closed, and it is killed if it has
-    /// not exited within 1 s.
+    /// not exited within 1 s. Lines are sent as the command writes them: most programs
+    /// buffer their output to a pipe (use `stdbuf -oL CMD`, or a shell loop).
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
     /// Serve TLS (`wss://`) with this certificate chain (PEM: the server's certificate

@@ -392,6 +392,7 @@ pub(crate) async fn run(args: ListenArgs) -> ExitCode {
         Ok(local) => local,
         Err(e) => return report::fail(format_args!("cannot read the listening address: {e}")),
     };
+    let mut signals = Signals::new();
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     eprintln!("listening on {scheme}://{local}");
 
@@ -418,7 +419,7 @@ pub(crate) async fn run(args: ListenArgs) -> ExitCode {
     let exec = args.exec.map(Arc::<str>::from);
     let mut clients = JoinSet::new();
     let mut next_id = 1u64;
-    let shutdown = shutdown_signal();
+    let shutdown = signals.recv();
     tokio::pin!(shutdown);
 
     // The exit status, and whether the clients still have to be closed (1001).
@@ -493,27 +494,55 @@ pub(crate) async fn run(args: ListenArgs) -> ExitCode {
     status
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
+/// Ctrl-C (SIGINT) and, on Unix, SIGTERM, caught from creation on (not from the first
+/// poll): a signal sent as soon as the address is printed is not lost.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Self {
+                    unix: Some((int, term)),
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("wsstream: warning: cannot handle SIGINT and SIGTERM: {e}");
+                    Self { unix: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Resolves at the first signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        match &mut self.unix {
+            Some((int, term)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
             }
-            Err(e) => {
-                eprintln!("wsstream: warning: cannot handle SIGTERM: {e}");
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -680,6 +709,10 @@ impl ClientTask {
                 () = &mut send => receive.await,
             }
         }
+        // No more stdin lines for it: out of the registry first, so that a line waiting
+        // for room in this queue goes to the next most recent client instead.
+        self.registry.remove(id);
+        drop(queue);
         self.finish().await;
     }
 
@@ -777,9 +810,10 @@ impl ClientTask {
         self.finish().await;
     }
 
-    /// Waits for the close, logs it, and unregisters the client.
+    /// Unregisters the client, waits for the close and logs it.
     async fn finish(self) {
         let id = self.id;
+        self.registry.remove(id);
         let clean = match self.wss.closed().await {
             Ok(info) => {
                 eprintln!(
@@ -797,7 +831,6 @@ impl ClientTask {
                 false
             }
         };
-        self.registry.remove(id);
         let _ = self.events.send(Event::Ended { clean }).await;
     }
 }

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -246,7 +247,61 @@ fn once_exits_0_when_the_client_closes_and_takes_no_other_client() {
     listen.expect_log("[1] closed: code 4000");
     // Nobody listens any more.
     let addr = listen.url.trim_start_matches("ws://");
-    assert!(std::net::TcpStream::connect(addr).is_err());
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn once_exits_1_when_the_client_goes_away_without_a_close() {
+    let mut listen = Listen::start(&["--once"]);
+    let addr = listen.url.trim_start_matches("ws://").to_owned();
+    let mut tcp = TcpStream::connect(&addr).expect("connect");
+    write!(
+        tcp,
+        "GET /raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("send the upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).expect("read the response");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    listen.expect_log("[1] connected");
+    drop(tcp);
+    listen.expect_log("[1] closed uncleanly");
+    assert_eq!(listen.wait().code(), Some(1));
+}
+
+#[test]
+fn stdin_waits_for_the_first_client() {
+    let rt = runtime();
+    let mut listen = Listen::start(&[]);
+    listen.send("typed before anyone connected\n");
+    // Read only once a client is there: the first client gets it.
+    thread::sleep(Duration::from_millis(100));
+    let mut client = Client::connect(&rt, &listen.url);
+    assert_eq!(
+        client.recv(&rt).as_deref(),
+        Some("typed before anyone connected")
+    );
+    // The end of stdin does not stop the server in this mode.
+    listen.close_stdin();
+    client.send(&rt, "still served");
+    assert_eq!(listen.expect_stdout(), "still served");
+    let mut later = Client::connect(&rt, &listen.url);
+    later.send(&rt, "me too");
+    assert_eq!(listen.expect_stdout(), "me too");
+    listen.terminate();
+    assert!(listen.wait().success());
+}
+
+#[test]
+fn sigterm_without_clients_exits_0() {
+    let mut listen = Listen::start(&["--broadcast"]);
+    listen.terminate();
+    assert!(listen.wait().success());
 }
 
 #[test]

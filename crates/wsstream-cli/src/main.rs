@@ -6,11 +6,14 @@
 //!   (over TLS with `--tls-cert FILE --tls-key FILE`).
 //! * `wsstream connect URL`: stdin lines to messages, messages to stdout (`wss://` with
 //!   the system's roots, plus `--ca FILE`).
+//! * `wsstream listen ADDR`: accept clients, bridged to stdin/stdout (`--once`,
+//!   `--broadcast`) or to a command per connection (`--exec`), over TLS with `--tls-cert`.
 #![forbid(unsafe_code)]
 
 mod connect;
 mod demo;
 mod encoding;
+mod listen;
 mod report;
 mod serve;
 
@@ -44,6 +47,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to URL: stdin lines become messages, received messages go to stdout.
     Connect(Box<connect::ConnectArgs>),
+    /// Accept WebSocket clients on ADDR: bridge them to stdin/stdout (--once: a single
+    /// client), or run a command per connection (--exec).
+    Listen(Box<listen::ListenArgs>),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(*args).await,
+            Command::Listen(args) => listen::run(*args).await,
         }
     });
     // Do not wait for a blocking stdin read that may never return.

@@ -25,6 +25,7 @@ use crate::report;
 
 /// Arguments of `wsstream connect`.
 #[derive(Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub(crate) struct ConnectArgs {
     /// The WebSocket URL (`ws://` or `wss://`; `http://` and `https://` are mapped to
     /// them).
@@ -45,7 +46,7 @@ pub(crate) struct ConnectArgs {
     /// Abort the opening handshake after this many seconds (an `AbortSignal::timeout`).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     timeout: Option<Duration>,
-    /// Send each stdin line as a binary message (raw bytes, or decoded with --hex or
+    /// Send each input line as a binary message (raw bytes, or decoded with --hex or
     /// --base64) instead of text.
     #[arg(long)]
     binary: bool,
@@ -57,8 +58,8 @@ pub(crate) struct ConnectArgs {
     /// base64-decoded; received binary messages are printed as base64 instead of hex.
     #[arg(long)]
     base64: bool,
-    /// Print one JSON object per event on stdout: open, text, binary, close (and error
-    /// for a failed handshake or an unclean close).
+    /// Print one JSON object per event on stdout (or to the --exec command): open, text,
+    /// binary, close (and error for a failed handshake or an unclean close).
     #[arg(long)]
     jsonl: bool,
     /// Close code sent when we close: at the end of the input, after --max-messages, on
@@ -153,6 +154,18 @@ pub(crate) struct ConnectArgs {
     exec: Option<String>,
 }
 
+/// The rules that concern several flags, at the end of `--help`.
+const AFTER_HELP: &str = "\
+Closing: at the end of the input (unless -n), after --max-messages, or on SIGINT (Ctrl-C) \
+or SIGTERM, wsstream sends a Close (--close-code/--close-reason; 1000 on a signal if no \
+code is given) and keeps delivering the messages that still arrive until the closing \
+handshake completes (only those past --max-messages are discarded). A second signal \
+exits at once (status 130 for SIGINT, 143 for SIGTERM), and so does a first one that \
+arrives while no connection is open (during the handshake or a --reconnect wait).
+
+Exit status: 0 after a clean close (ours or the server's), 1 after a failed handshake or \
+an unclean close (with --reconnect: when it stops retrying), 2 for bad arguments.";
+
 fn parse_header(value: &str) -> Result<(String, String), String> {
     let (name, value) = value
         .split_once(':')
@@ -188,16 +201,39 @@ struct Output {
     jsonl: bool,
     base64: bool,
     separator: u8,
+    /// The sink is an --exec command's stdin.
+    exec: bool,
+    /// The --exec command closed its stdin.
+    gone: bool,
 }
 
 impl Output {
     /// Writes one line and waits until the sink took it (this is the receive
     /// backpressure: the next message is not read before).
+    ///
+    /// An --exec command that stopped reading (it exited: its output ending closes the
+    /// connection) gets nothing more: what it would have been given is discarded.
     async fn line(&mut self, line: String) -> io::Result<()> {
+        if self.gone {
+            return Ok(());
+        }
         let mut bytes = line.into_bytes();
         bytes.push(self.separator);
-        self.sink.write_all(&bytes).await?;
-        self.sink.flush().await
+        let written = async {
+            self.sink.write_all(&bytes).await?;
+            self.sink.flush().await
+        };
+        match written.await {
+            Err(e) if self.exec && e.kind() == io::ErrorKind::BrokenPipe => {
+                eprintln!(
+                    "wsstream: warning: the --exec command no longer reads its stdin; \
+                     discarding received messages"
+                );
+                self.gone = true;
+                Ok(())
+            }
+            written => written,
+        }
     }
 
     async fn open(&mut self, info: &WebSocketOpenInfo, url: &str) -> io::Result<()> {
@@ -277,16 +313,18 @@ struct Stop(watch::Receiver<SignalStatus>);
 impl Stop {
     /// Installs the SIGINT and SIGTERM handlers: the first signal asks for a clean close,
     /// a second one exits at once.
+    /// The handlers are registered before this returns, so a signal arriving any time
+    /// later is seen.
     fn install() -> Self {
         let (tx, rx) = watch::channel(None);
+        let mut signals = match Signals::new() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("wsstream: warning: cannot handle signals: {e}");
+                return Self(rx);
+            }
+        };
         tokio::spawn(async move {
-            let mut signals = match Signals::new() {
-                Ok(signals) => signals,
-                Err(e) => {
-                    eprintln!("wsstream: warning: cannot handle signals: {e}");
-                    return;
-                }
-            };
             loop {
                 let (name, status) = signals.next().await;
                 if tx.borrow().is_some() {
@@ -534,6 +572,8 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
             jsonl: args.jsonl,
             base64: args.base64,
             separator,
+            exec: args.exec.is_some(),
+            gone: false,
         },
         stop: Stop::install(),
         received: 0,

@@ -770,3 +770,27 @@ fn exec_output_ends_the_connection_when_the_command_exits() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn exec_command_that_stops_reading_still_closes_cleanly() {
+    // The command exits without reading while messages keep arriving: they are
+    // discarded (no broken-pipe failure), and its end closes the connection cleanly.
+    let rt = runtime();
+    let (seen_tx, seen) = mpsc::channel();
+    let addr = tcp_server(&rt, move |_, tcp| {
+        let messages = (0..200).map(|i| format!("message {i}")).collect();
+        send_then_collect(tcp, messages, seen_tx.clone())
+    });
+    let out = Client::spawn(&[
+        "connect",
+        "--exec",
+        "exec 0<&-; echo one",
+        &format!("ws://{addr}/"),
+    ])
+    .finish();
+    out.assert_success();
+    let seen: Vec<String> = (0..2)
+        .map(|_| seen.recv_timeout(DEADLINE).expect("what the server saw"))
+        .collect();
+    assert_eq!(seen, ["one", "close 1005 "]);
+}

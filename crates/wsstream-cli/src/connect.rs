@@ -118,11 +118,12 @@ pub(crate) struct ConnectArgs {
     /// messages arriving after the N-th are discarded. Counts across reconnections.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_messages: Option<u64>,
-    /// Connect again after a failed handshake or an unclean close (1006, ping timeout),
-    /// with exponential backoff and jitter (0.5 s, 1 s, 2 s, … up to --max-delay, each
-    /// a random 50–100 % of that), reporting each attempt on stderr. Stops on a clean
-    /// close (ours or the server's), at the end of the input (without -n) and on a
-    /// signal. The input is kept between connections; a message being sent when the
+    /// Connect again after a failed handshake, an unclean close (1006, ping timeout) or
+    /// a server's close with 1001, 1011, 1012 or 1013 (going away, internal error,
+    /// service restart, try again later), with exponential backoff and jitter (0.5 s,
+    /// 1 s, 2 s, … up to --max-delay, each a random 50–100 % of that), reporting each
+    /// attempt on stderr. Stops on any other clean close (ours or the server's), at the
+    /// end of the input (without -n) and on a signal. The input is kept between connections; a message being sent when the
     /// connection drops may be lost.
     #[arg(long)]
     reconnect: bool,
@@ -302,7 +303,7 @@ impl Output {
     }
 }
 
-/// Why we close (or stop), as decided by the signal handler or the input.
+/// The exit status a signal stands for (128 + its number), once one arrived.
 type SignalStatus = Option<u8>;
 
 /// A stop request from a signal (SIGINT or SIGTERM): the exit status a process killed by
@@ -313,6 +314,7 @@ struct Stop(watch::Receiver<SignalStatus>);
 impl Stop {
     /// Installs the SIGINT and SIGTERM handlers: the first signal asks for a clean close,
     /// a second one exits at once.
+    ///
     /// The handlers are registered before this returns, so a signal arriving any time
     /// later is seen.
     fn install() -> Self {
@@ -469,8 +471,8 @@ struct Session<'a> {
 
 /// How one connection ended.
 enum End {
-    /// It closed cleanly; exit 0.
-    Clean,
+    /// It closed cleanly, with this code (from the Close frame received).
+    Clean(u16),
     /// It could not be opened, or closed uncleanly (already reported).
     Failed {
         /// Whether the handshake had succeeded (resets the backoff).
@@ -602,6 +604,13 @@ async fn finish_child(mut child: tokio::process::Child) {
     }
 }
 
+/// Whether a server that closed cleanly with `code` said it will be back, so that
+/// --reconnect connects again: 1001 (going away), 1011 (internal error), 1012 (service
+/// restart), 1013 (try again later).
+fn comes_back(code: u16) -> bool {
+    matches!(code, 1001 | 1011 | 1012 | 1013)
+}
+
 /// The first reconnection delay; each next one doubles, up to --max-delay.
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 
@@ -632,7 +641,12 @@ impl Session<'_> {
         loop {
             let end = self.connection().await;
             let opened = match end {
-                End::Clean => return ExitCode::SUCCESS,
+                End::Clean(code) => {
+                    if !(self.args.reconnect && comes_back(code) && !self.stopping()) {
+                        return ExitCode::SUCCESS;
+                    }
+                    true
+                }
                 End::Exit(status) => return status,
                 End::Failed { opened } => opened,
             };
@@ -807,7 +821,7 @@ impl Session<'_> {
         }
         match wss.closed().await {
             Ok(info) => match self.out.closed(&info).await {
-                Ok(()) => End::Clean,
+                Ok(()) => End::Clean(info.close_code.unwrap_or(1005)),
                 Err(e) => self.output_failed(&e),
             },
             Err(e) => {
@@ -1015,6 +1029,34 @@ mod tests {
         assert_eq!(parse_secs("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("soon").is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let secs = Duration::from_secs;
+        for _ in 0..100 {
+            let first = backoff(1, secs(30));
+            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
+            let third = backoff(3, secs(30));
+            assert!(third >= secs(1) && third <= secs(2), "{third:?}");
+            let capped = backoff(10, secs(2));
+            assert!(capped >= secs(1) && capped <= secs(2), "{capped:?}");
+            let huge = backoff(u32::MAX, secs(30));
+            assert!(huge >= secs(15) && huge <= secs(30), "{huge:?}");
+        }
+        let delays: std::collections::HashSet<Duration> =
+            (0..20).map(|_| backoff(5, secs(30))).collect();
+        assert!(delays.len() > 1, "no jitter: {delays:?}");
+    }
+
+    #[test]
+    fn only_closes_that_announce_a_return_reconnect() {
+        for code in [1001, 1011, 1012, 1013] {
+            assert!(comes_back(code), "{code}");
+        }
+        for code in [1000, 1005, 1008, 4000] {
+            assert!(!comes_back(code), "{code}");
+        }
     }
 
     #[test]

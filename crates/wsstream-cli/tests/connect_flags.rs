@@ -517,6 +517,50 @@ fn reconnect_after_a_failed_handshake_and_an_unclean_close() {
 }
 
 #[test]
+fn reconnect_when_the_server_closes_with_service_restart_but_not_with_1000() {
+    let rt = runtime();
+    let addr = tcp_server(&rt, |n, tcp| async move {
+        let Ok(wss) = server::accept(tcp, ServerOptions::default()).await else {
+            return;
+        };
+        let Ok(info) = wss.opened().await else { return };
+        let (Ok(mut reader), Ok(mut writer)) =
+            (info.readable.get_reader(), info.writable.get_writer())
+        else {
+            return;
+        };
+        let (message, close) = match n {
+            0 => ("before the restart", close_info(1012, "restarting")),
+            _ => ("back", close_info(1000, "done")),
+        };
+        let _ = writer.write(message).await;
+        let _ = wss.close(close);
+        while let Ok(Some(_)) = reader.read().await {}
+    });
+    let out = Client::spawn(&[
+        "connect",
+        "-n",
+        "--reconnect",
+        "--max-delay",
+        "1",
+        &format!("ws://{addr}/"),
+    ])
+    .finish();
+    out.assert_success();
+    assert_eq!(out.stdout, ["before the restart", "back"], "{out:#?}");
+    assert!(
+        out.stderr
+            .contains(r#"closed: code 1012, reason "restarting""#),
+        "{out:#?}"
+    );
+    assert_eq!(
+        out.stderr.matches("wsstream: reconnecting in").count(),
+        1,
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn without_reconnect_an_unclean_close_ends_with_failure() {
     let rt = runtime();
     let addr = tcp_server(&rt, |_, tcp| async move { drop(tcp) });

@@ -289,12 +289,15 @@ impl Output {
     }
 
     async fn error(&mut self, e: &ConnectionError, message: &str) -> io::Result<()> {
+        self.error_event(e.close_code(), message).await
+    }
+
+    /// The `error` event of --jsonl (nothing otherwise: stderr has the report).
+    async fn error_event(&mut self, code: Option<u16>, message: &str) -> io::Result<()> {
         if !self.jsonl {
             return Ok(());
         }
-        let code = e
-            .close_code()
-            .map_or_else(|| "null".to_owned(), |c| c.to_string());
+        let code = code.map_or_else(|| "null".to_owned(), |c| c.to_string());
         let line = format!(
             r#"{{"type":"error","code":{code},"message":{}}}"#,
             json_string(message)
@@ -803,16 +806,20 @@ impl Session<'_> {
             tokio::select! {
                 received = &mut receive => received,
                 () = &mut send => receive.await,
-                text = &mut keepalive => {
-                    // Give the connection up: dropping every handle abandons it.
-                    report::fail(format_args!("the connection closed uncleanly: {text}"));
-                    return End::Failed { opened: true };
-                }
+                text = &mut keepalive => Err(Ended::Unresponsive(text)),
             }
         };
         drop((reader, writer));
         match received {
             Ok(()) | Err(Ended::Stream) => {}
+            Err(Ended::Unresponsive(text)) => {
+                // Give the connection up: dropping every handle abandons it.
+                if let Err(e) = self.out.error_event(Some(1006), &text).await {
+                    return self.output_failed(&e);
+                }
+                report::fail(format_args!("the connection closed uncleanly: {text}"));
+                return End::Failed { opened: true };
+            }
             Err(Ended::Output(e)) => {
                 // Nobody is reading any more: leave without waiting for the peer.
                 let _ = wss.close(WebSocketCloseInfo::default());
@@ -925,8 +932,15 @@ async fn send_input(
             let _ = writer.flush().await;
             return Sent::InputEnded;
         };
-        if writer.write(message).await.is_err() {
-            return Sent::WriteFailed;
+        // A peer that does not read stalls the write: a signal must still get through.
+        tokio::select! {
+            biased;
+            _ = stop.wait() => return Sent::Signal,
+            written = writer.write(message) => {
+                if written.is_err() {
+                    return Sent::WriteFailed;
+                }
+            }
         }
     }
 }
@@ -937,6 +951,8 @@ enum Ended {
     Stream,
     /// Writing the output failed.
     Output(io::Error),
+    /// A ping's pong did not come in time (why, for the report).
+    Unresponsive(String),
 }
 
 /// --max-messages: the count so far, the limit, and how to close when it is reached.

@@ -721,6 +721,34 @@ fn unix_connects_to_a_unix_socket_with_the_urls_host_and_path() {
         seen.recv_timeout(DEADLINE).expect("a request"),
         "/chat?x=1 example.test"
     );
+    // wss:// runs TLS over the socket, verified for the URL's host.
+    let ca = Ca::new("wsstream CLI test CA");
+    let acceptor: TlsAcceptor = ca.server(&["localhost"]).acceptor();
+    let ca_pem = dir.write("ca.pem", &ca.cert_pem());
+    let tls_path = dir.path("wss.sock");
+    let tls_listener = {
+        let _guard = rt.enter();
+        tokio::net::UnixListener::bind(&tls_path).expect("bind the Unix socket")
+    };
+    rt.spawn(async move {
+        while let Ok((io, _)) = tls_listener.accept().await {
+            if let Ok(wss) = server::accept_tls(io, &acceptor, ServerOptions::default()).await {
+                tokio::spawn(echo(wss, None));
+            }
+        }
+    });
+    let mut client = Client::spawn(&[
+        "connect",
+        "--unix",
+        &tls_path,
+        "--ca",
+        &ca_pem,
+        "wss://localhost/secure",
+    ]);
+    client.send("over TLS over a Unix socket\n");
+    let out = client.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, ["over TLS over a Unix socket"], "{out:#?}");
     // A socket that is not there: a connection failure, not a usage error.
     let out = Client::spawn(&["connect", "--unix", &dir.path("none.sock"), "ws://h/"]).finish();
     assert_eq!(out.status.code(), Some(1), "{out:#?}");

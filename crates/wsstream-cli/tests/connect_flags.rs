@@ -561,6 +561,20 @@ fn reconnect_when_the_server_closes_with_service_restart_but_not_with_1000() {
 }
 
 #[test]
+fn a_signal_during_the_reconnect_wait_stops_at_once() {
+    let rt = runtime();
+    let addr = tcp_server(&rt, |_, tcp| async move { drop(tcp) });
+    let client = Client::spawn(&["connect", "--reconnect", &format!("ws://{addr}/")]);
+    client.expect_stderr("(attempt 1)");
+    client.expect_stderr("(attempt 2)");
+    client.signal("INT");
+    let start = Instant::now();
+    let out = client.finish();
+    assert_eq!(out.status.code(), Some(130), "{out:#?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "{out:#?}");
+}
+
+#[test]
 fn without_reconnect_an_unclean_close_ends_with_failure() {
     let rt = runtime();
     let addr = tcp_server(&rt, |_, tcp| async move { drop(tcp) });

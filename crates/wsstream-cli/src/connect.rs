@@ -20,6 +20,8 @@ use wsstream::{
     WebSocketStreamOptions, WebSocketWriter,
 };
 
+mod interactive;
+
 use crate::encoding::{base64_decode, base64_encode, hex_decode, hex_encode, json_string};
 use crate::report;
 
@@ -153,10 +155,50 @@ pub(crate) struct ConnectArgs {
     /// end its stdin is closed and it gets 2 s to exit before it is killed.
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
+    /// Interactive mode even if stdin or stdout is not a terminal (see below).
+    #[arg(
+        long,
+        conflicts_with_all = ["exec", "null", "jsonl", "binary", "no_close", "max_messages", "reconnect"]
+    )]
+    interactive: bool,
+    /// Never the interactive mode: stdin lines are messages even at a terminal.
+    #[arg(long, conflicts_with = "interactive")]
+    no_interactive: bool,
+}
+
+impl ConnectArgs {
+    /// Whether to run the interactive prompt: with --interactive, or when stdin and
+    /// stdout are terminals and no flag asks for scripting.
+    fn interactive_mode(&self) -> bool {
+        use std::io::IsTerminal;
+        if self.interactive {
+            return true;
+        }
+        let scripted = self.no_interactive
+            || self.exec.is_some()
+            || self.null
+            || self.jsonl
+            || self.binary
+            || self.no_close
+            || self.max_messages.is_some()
+            || self.reconnect;
+        !scripted && io::stdin().is_terminal() && io::stdout().is_terminal()
+    }
 }
 
 /// The rules that concern several flags, at the end of `--help`.
 const AFTER_HELP: &str = "\
+Interactive mode (like `wscat -c URL`): when stdin and stdout are terminals (or with \
+--interactive) and none of --exec, -0, --jsonl, --binary, -n, --max-messages, \
+--reconnect or --no-interactive is given, connect shows a `> ` prompt with line editing \
+and history (in memory). Each line is sent as a text message; received messages are \
+printed above the prompt as `< HH:MM:SS.mmm TEXT` (UTC time; binary ones as \
+`[binary] HEX`, or base64 with --base64). Commands: /ping (prints the round-trip time; \
+a payload after it is ignored: wsstream's pings carry their own), /close [CODE] \
+[REASON] (default 1000, then exits once closed), /binary HEX (sends a binary message), \
+/help. A line starting with // is sent without its first slash; an empty line sends \
+nothing. Ctrl-D or Ctrl-C at the prompt closes with 1000 and exits.
+
 Closing: at the end of the input (unless -n), after --max-messages, or on SIGINT (Ctrl-C) \
 or SIGTERM, wsstream sends a Close (--close-code/--close-reason; 1000 on a signal if no \
 code is given) and keeps delivering the messages that still arrive until the closing \
@@ -523,6 +565,9 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
             return report::usage(e);
         }
     }
+    if args.interactive_mode() {
+        return interactive::run(&args, options(&args, &tls, &headers)).await;
+    }
     let binary = if !args.binary {
         None
     } else if args.hex {
@@ -681,54 +726,14 @@ impl Session<'_> {
     }
 
     fn options(&self) -> WebSocketStreamOptions {
-        let args = self.args;
-        WebSocketStreamOptions::default()
-            .protocols(args.protocols.clone())
-            .signal(args.timeout.map(AbortSignal::timeout))
-            .headers(self.headers.to_vec())
-            .tls(self.tls.clone())
-            .proxy(match (&args.proxy, args.no_proxy) {
-                (Some(url), _) => Proxy::Url(url.clone()),
-                (None, true) => Proxy::None,
-                (None, false) => Proxy::FromEnv,
-            })
-            .handshake_timeout(args.handshake_timeout)
-            .tcp_keepalive(args.tcp_keepalive)
-            .max_redirects(args.max_redirects)
-            .compression(if args.no_compression {
-                None
-            } else {
-                Some(wsstream::DeflateConfig::default())
-            })
-    }
-
-    /// Starts the connection: over TCP (or a proxy), or over the --unix socket.
-    async fn start(&self) -> Result<WebSocketStream, End> {
-        let url = &self.args.url;
-        let started = match &self.args.unix {
-            None => WebSocketStream::new(url, self.options()),
-            #[cfg(unix)]
-            Some(path) => match tokio::net::UnixStream::connect(path).await {
-                Ok(io) => WebSocketStream::with_stream(url, self.options(), io),
-                Err(e) => {
-                    report::fail(format_args!(
-                        "could not connect to {url}: cannot connect to {}: {e}",
-                        path.display()
-                    ));
-                    return Err(End::Failed { opened: false });
-                }
-            },
-            #[cfg(not(unix))]
-            Some(_) => unreachable!("refused in run"),
-        };
-        started.map_err(|e| End::Exit(report::usage(format_args!("{url}: {e}"))))
+        options(self.args, self.tls, self.headers)
     }
 
     /// One connection, from the handshake to the close.
     async fn connection(&mut self) -> End {
         let mut stop = self.stop.clone();
         let wss = tokio::select! {
-            wss = self.start() => wss,
+            wss = start(self.args, self.options()) => wss,
             status = stop.wait() => return End::Exit(ExitCode::from(status)),
         };
         let wss = match wss {
@@ -848,6 +853,57 @@ impl Session<'_> {
             self.out.name
         )))
     }
+}
+
+/// The options of a connection, from the flags.
+fn options(
+    args: &ConnectArgs,
+    tls: &TlsOptions,
+    headers: &[(String, String)],
+) -> WebSocketStreamOptions {
+    WebSocketStreamOptions::default()
+        .protocols(args.protocols.clone())
+        .signal(args.timeout.map(AbortSignal::timeout))
+        .headers(headers.to_vec())
+        .tls(tls.clone())
+        .proxy(match (&args.proxy, args.no_proxy) {
+            (Some(url), _) => Proxy::Url(url.clone()),
+            (None, true) => Proxy::None,
+            (None, false) => Proxy::FromEnv,
+        })
+        .handshake_timeout(args.handshake_timeout)
+        .tcp_keepalive(args.tcp_keepalive)
+        .max_redirects(args.max_redirects)
+        .compression(if args.no_compression {
+            None
+        } else {
+            Some(wsstream::DeflateConfig::default())
+        })
+}
+
+/// Starts the connection: over TCP (or a proxy), or over the --unix socket.
+async fn start(
+    args: &ConnectArgs,
+    options: WebSocketStreamOptions,
+) -> Result<WebSocketStream, End> {
+    let url = &args.url;
+    let started = match &args.unix {
+        None => WebSocketStream::new(url, options),
+        #[cfg(unix)]
+        Some(path) => match tokio::net::UnixStream::connect(path).await {
+            Ok(io) => WebSocketStream::with_stream(url, options, io),
+            Err(e) => {
+                report::fail(format_args!(
+                    "could not connect to {url}: cannot connect to {}: {e}",
+                    path.display()
+                ));
+                return Err(End::Failed { opened: false });
+            }
+        },
+        #[cfg(not(unix))]
+        Some(_) => unreachable!("refused in run"),
+    };
+    started.map_err(|e| End::Exit(report::usage(format_args!("{url}: {e}"))))
 }
 
 /// The close sent on a signal: --close-code/--close-reason, else 1000.

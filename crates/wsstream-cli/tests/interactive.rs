@@ -1,0 +1,255 @@
+//! The interactive mode of `wsstream connect`, driven as a person would use it: the binary
+//! runs in a tmux pane (a real terminal), keys are typed with `tmux send-keys` and the
+//! screen is read with `tmux capture-pane`. The echo server runs in the test.
+//!
+//! Needs `tmux`; without it the test prints a note and passes.
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use wsstream::WebSocketCloseInfo;
+use wsstream::server::{self, ServerOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
+/// How long the screen may take to show what is expected.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An echo server on 127.0.0.1:0; each connection reports the Close it received.
+fn echo_server(rt: &Runtime) -> (SocketAddr, Receiver<Option<WebSocketCloseInfo>>) {
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let (tx, rx) = mpsc::channel();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(wss) = server::accept(tcp, ServerOptions::default()).await else {
+                    return;
+                };
+                let Ok(info) = wss.opened().await else { return };
+                let (Ok(mut reader), Ok(mut writer)) =
+                    (info.readable.get_reader(), info.writable.get_writer())
+                else {
+                    return;
+                };
+                while let Ok(Some(message)) = reader.read().await {
+                    if writer.write(message).await.is_err() {
+                        break;
+                    }
+                }
+                drop((reader, writer));
+                let _ = tx.send(wss.closed().await.ok());
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A tmux server of our own (its own socket, no configuration file), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16, command: &str) -> Self {
+        static SERVERS: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let number = SERVERS.fetch_add(1, Ordering::Relaxed);
+        let tmux = Self {
+            socket: format!("wsstream-test-{}-{number}-{nanos}", std::process::id()),
+        };
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            command,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    /// Types `text` key by key, as a person does, then Enter. (rustyline 17 leaves keys
+    /// that arrive in one burst unprocessed until the next key; a pasted line comes as a
+    /// bracketed paste and is not affected.)
+    fn type_line(&self, text: &str) {
+        for c in text.chars() {
+            let out = self.run(&["send-keys", "-l", &c.to_string()]);
+            assert!(out.status.success(), "tmux send-keys: {out:?}");
+            thread::sleep(Duration::from_millis(15));
+        }
+        self.key("Enter");
+    }
+
+    fn key(&self, key: &str) {
+        let out = self.run(&["send-keys", key]);
+        assert!(out.status.success(), "tmux send-keys {key}: {out:?}");
+    }
+
+    fn screen(&self) -> String {
+        let out = self.run(&["capture-pane", "-p"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `ready`, and returns it.
+    fn wait_for(&self, what: &str, ready: impl Fn(&[&str]) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+            if ready(&lines) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < SCREEN_TIMEOUT,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn tmux_installed() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Whether `line` is `< HH:MM:SS.mmm BODY`.
+fn is_received(line: &str, body: &str) -> bool {
+    let Some(rest) = line.strip_prefix("< ") else {
+        return false;
+    };
+    let Some((time, rest)) = rest.split_at_checked(12) else {
+        return false;
+    };
+    let shape = time.bytes().enumerate().all(|(i, b)| match i {
+        2 | 5 => b == b':',
+        8 => b == b'.',
+        _ => b.is_ascii_digit(),
+    });
+    shape && rest.strip_prefix(' ') == Some(body)
+}
+
+/// Whether the screen shows the received line `body` with a fresh prompt below it.
+fn received_above_prompt(lines: &[&str], body: &str) -> bool {
+    lines
+        .iter()
+        .position(|line| is_received(line, body))
+        .is_some_and(|i| lines[i + 1..].contains(&">"))
+}
+
+#[test]
+fn interactive_prompt_sends_pings_sends_binary_and_closes() {
+    if !tmux_installed() {
+        eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+        return;
+    }
+    let rt = Runtime::new().expect("runtime");
+    let (addr, closes) = echo_server(&rt);
+    let command =
+        format!("{BIN} connect --interactive ws://{addr}/echo; echo \"[exit $?]\"; sleep 60");
+    let tmux = Tmux::start(120, 30, &command);
+
+    tmux.wait_for("the prompt", |lines| {
+        lines.iter().any(|l| l.starts_with("connected to ws://")) && lines.contains(&">")
+    });
+
+    // A text message comes back above a fresh prompt.
+    tmux.type_line("hello there");
+    tmux.wait_for("the echo of the message", |lines| {
+        lines.contains(&"> hello there") && received_above_prompt(lines, "hello there")
+    });
+
+    // A line starting with // is sent with one slash less.
+    tmux.type_line("//slash");
+    tmux.wait_for("the echo of /slash", |lines| {
+        received_above_prompt(lines, "/slash")
+    });
+
+    // /ping prints the round-trip time.
+    tmux.type_line("/ping");
+    tmux.wait_for("the round-trip time", |lines| {
+        lines.iter().any(|l| {
+            l.strip_prefix("pong: round trip ")
+                .and_then(|rest| rest.strip_suffix(" ms"))
+                .is_some_and(|ms| ms.parse::<f64>().is_ok())
+        })
+    });
+
+    // /binary sends a binary message; its echo is shown as hex.
+    tmux.type_line("/binary 0102ff");
+    tmux.wait_for("the echo of the binary message", |lines| {
+        received_above_prompt(lines, "[binary] 0102ff")
+    });
+
+    // An unknown command is refused, nothing is sent.
+    tmux.type_line("/nope");
+    tmux.wait_for("the refusal of /nope", |lines| {
+        lines
+            .iter()
+            .any(|l| l.starts_with("wsstream: unknown command /nope"))
+    });
+
+    // /close closes cleanly with the code and reason, and the client exits with 0.
+    tmux.type_line("/close 4000 bye now");
+    let screen = tmux.wait_for("the exit", |lines| lines.contains(&"[exit 0]"));
+    assert!(
+        screen.contains("closed: code 4000, reason \"bye now\""),
+        "{screen}"
+    );
+    let close = closes
+        .recv_timeout(SCREEN_TIMEOUT)
+        .expect("the server saw the connection end");
+    let close = close.expect("a clean close");
+    assert_eq!(close.close_code, Some(4000));
+    assert_eq!(close.reason, "bye now");
+}
+
+#[test]
+fn ctrl_d_at_the_prompt_closes_with_1000() {
+    if !tmux_installed() {
+        eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+        return;
+    }
+    let rt = Runtime::new().expect("runtime");
+    let (addr, closes) = echo_server(&rt);
+    let command =
+        format!("{BIN} connect --interactive ws://{addr}/echo; echo \"[exit $?]\"; sleep 60");
+    let tmux = Tmux::start(120, 30, &command);
+    tmux.wait_for("the prompt", |lines| lines.contains(&">"));
+    tmux.key("C-d");
+    let screen = tmux.wait_for("the exit", |lines| lines.contains(&"[exit 0]"));
+    assert!(screen.contains("closed: code 1000"), "{screen}");
+    let close = closes
+        .recv_timeout(SCREEN_TIMEOUT)
+        .expect("the server saw the connection end")
+        .expect("a clean close");
+    assert_eq!(close.close_code, Some(1000));
+}

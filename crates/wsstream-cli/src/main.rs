@@ -5,7 +5,8 @@
 //! * `wsstream serve`: `/echo`, `/pingpong`, `/protocol`, `/headers` and the demo page
 //!   (over TLS with `--tls-cert FILE --tls-key FILE`).
 //! * `wsstream connect URL`: stdin lines to messages, messages to stdout (`wss://` with
-//!   the system's roots, plus `--ca FILE`).
+//!   the system's roots, plus `--ca FILE`); at a terminal, an interactive prompt with
+//!   `/ping`, `/close`, `/binary` (wscat's).
 //! * `wsstream listen ADDR`: accept clients, bridged to stdin/stdout (`--once`,
 //!   `--broadcast`) or to a command per connection (`--exec`), over TLS with `--tls-cert`.
 #![forbid(unsafe_code)]
@@ -45,7 +46,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve /echo, /pingpong, /protocol, /headers and the demo page at /.
     Serve(serve::ServeArgs),
-    /// Connect to URL: stdin lines become messages, received messages go to stdout.
+    /// Connect to URL: stdin lines become messages, received messages go to stdout (at a
+    /// terminal: an interactive prompt, like `wscat -c URL`).
     Connect(Box<connect::ConnectArgs>),
     /// Accept WebSocket clients on ADDR: bridge them to stdin/stdout (--once: a single
     /// client), or run a command per connection (--exec).

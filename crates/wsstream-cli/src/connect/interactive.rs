@@ -3,6 +3,7 @@
 //! and notes are printed above the prompt through rustyline's `ExternalPrinter`.
 
 use std::cell::Cell;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -162,8 +163,19 @@ fn received(message: &Message, base64: bool, time: SystemTime) -> String {
     }
 }
 
+/// Prints on stdout, where no prompt is drawn.
+struct Plain;
+
+impl ExternalPrinter for Plain {
+    fn print(&mut self, msg: String) -> rustyline::Result<()> {
+        print!("{msg}");
+        std::io::stdout().flush()?;
+        Ok(())
+    }
+}
+
 /// Prints a line above the prompt (or plainly once the prompt is gone).
-fn show(printer: &mut impl ExternalPrinter, line: &str) {
+fn show(printer: &mut dyn ExternalPrinter, line: &str) {
     if printer.print(format!("{line}\n")).is_err() {
         println!("{line}");
     }
@@ -198,6 +210,17 @@ impl Terminal {
 
 /// Runs the interactive mode: one connection, until it closes.
 pub(super) async fn run(args: &ConnectArgs, options: WebSocketStreamOptions) -> ExitCode {
+    let terminal = Terminal::save();
+    let mut editor = match DefaultEditor::new() {
+        Ok(editor) => editor,
+        Err(e) => return report::fail(format_args!("cannot start the prompt: {e}")),
+    };
+    // Not at a terminal (--interactive with a pipe): lines are read without editing and
+    // printed as they come.
+    let mut printer: Box<dyn ExternalPrinter + Send> = match editor.create_external_printer() {
+        Ok(printer) => Box::new(printer),
+        Err(_) => Box::new(Plain),
+    };
     let mut stop = Stop::install();
     let wss = tokio::select! {
         wss = start(args, options) => wss,
@@ -229,15 +252,6 @@ pub(super) async fn run(args: &ConnectArgs, options: WebSocketStreamOptions) -> 
     }
     eprintln!("{note} (/help for the commands, Ctrl-D to close)");
 
-    let terminal = Terminal::save();
-    let mut editor = match DefaultEditor::new() {
-        Ok(editor) => editor,
-        Err(e) => return report::fail(format_args!("cannot start the prompt: {e}")),
-    };
-    let mut printer = match editor.create_external_printer() {
-        Ok(printer) => printer,
-        Err(e) => return report::fail(format_args!("cannot start the prompt: {e}")),
-    };
     let (tx, mut commands) = mpsc::channel(1);
     std::thread::spawn(move || prompt(editor, tx));
     // The prompt thread is reading the terminal (it stops after asking for a close).
@@ -256,7 +270,7 @@ pub(super) async fn run(args: &ConnectArgs, options: WebSocketStreamOptions) -> 
         tokio::select! {
             read = reader.read() => match read {
                 Ok(Some(message)) => {
-                    show(&mut printer, &received(&message, args.base64, SystemTime::now()));
+                    show(&mut *printer, &received(&message, args.base64, SystemTime::now()));
                 }
                 // Closed (cleanly or not): `closed` says how.
                 Ok(None) | Err(_) => break None,
@@ -268,7 +282,7 @@ pub(super) async fn run(args: &ConnectArgs, options: WebSocketStreamOptions) -> 
                 }
                 Some(Command::Ping { payload }) => {
                     if payload {
-                        show(&mut printer, "(the payload is ignored: wsstream's pings carry their own)");
+                        show(&mut *printer, "(the payload is ignored: wsstream's pings carry their own)");
                     }
                     pings.spawn(wss.ping());
                 }
@@ -280,10 +294,10 @@ pub(super) async fn run(args: &ConnectArgs, options: WebSocketStreamOptions) -> 
             },
             Some(pong) = pings.join_next() => match pong {
                 Ok(Ok(rtt)) => show(
-                    &mut printer,
+                    &mut *printer,
                     &format!("pong: round trip {:.3} ms", rtt.as_secs_f64() * 1000.0),
                 ),
-                Ok(Err(e)) => show(&mut printer, &format!("wsstream: ping failed: {e}")),
+                Ok(Err(e)) => show(&mut *printer, &format!("wsstream: ping failed: {e}")),
                 Err(_) => {}
             },
             _ = stop.wait(), if !signalled => {

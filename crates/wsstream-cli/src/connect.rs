@@ -191,7 +191,8 @@ const AFTER_HELP: &str = "\
 Interactive mode (like `wscat -c URL`): when stdin and stdout are terminals (or with \
 --interactive) and none of --exec, -0, --jsonl, --binary, -n, --max-messages, \
 --reconnect or --no-interactive is given, connect shows a `> ` prompt with line editing \
-and history (in memory). Each line is sent as a text message; received messages are \
+and history (kept in ~/.wsstream_history, or the file $WSSTREAM_HISTORY names; set it \
+empty to keep none). Each line is sent as a text message; received messages are \
 printed above the prompt as `< HH:MM:SS.mmm TEXT` (UTC time; binary ones as \
 `[binary] HEX`, or base64 with --base64). Commands: /ping (prints the round-trip time; \
 a payload after it is ignored: wsstream's pings carry their own), /close [CODE] \

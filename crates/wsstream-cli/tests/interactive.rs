@@ -4,7 +4,9 @@
 //!
 //! Needs `tmux`; without it the test prints a note and passes.
 
+use std::fs;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -134,6 +136,37 @@ impl Drop for Tmux {
     }
 }
 
+/// A directory of the test's own, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wsstream-interactive-{name}-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The last line of the screen that is not empty.
+fn last_line<'a>(lines: &[&'a str]) -> &'a str {
+    lines
+        .iter()
+        .rev()
+        .find(|l| !l.is_empty())
+        .copied()
+        .unwrap_or("")
+}
+
 fn tmux_installed() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -173,8 +206,13 @@ fn interactive_prompt_sends_pings_sends_binary_and_closes() {
     }
     let rt = Runtime::new().expect("runtime");
     let (addr, closes) = echo_server(&rt);
-    let command =
-        format!("{BIN} connect --interactive ws://{addr}/echo; echo \"[exit $?]\"; sleep 60");
+    // The history goes to $HOME/.wsstream_history: a HOME of the test's own.
+    let home = TempDir::new("home");
+    let command = format!(
+        "env -u WSSTREAM_HISTORY HOME={} {BIN} connect --interactive ws://{addr}/echo; \
+         echo \"[exit $?]\"; sleep 60",
+        home.0.display()
+    );
     let tmux = Tmux::start(120, 30, &command);
 
     tmux.wait_for("the prompt", |lines| {
@@ -217,6 +255,14 @@ fn interactive_prompt_sends_pings_sends_binary_and_closes() {
             .any(|l| l.starts_with("wsstream: unknown command /nope"))
     });
 
+    // Up brings the last line back; Ctrl-U clears it.
+    tmux.key("Up");
+    tmux.wait_for("/nope from the history", |lines| {
+        lines.iter().filter(|l| **l == "> /nope").count() == 2
+    });
+    tmux.key("C-u");
+    tmux.wait_for("an empty prompt", |lines| last_line(lines) == ">");
+
     // /close closes cleanly with the code and reason, and the client exits with 0.
     tmux.type_line("/close 4000 bye now");
     let screen = tmux.wait_for("the exit", |lines| lines.contains(&"[exit 0]"));
@@ -230,6 +276,20 @@ fn interactive_prompt_sends_pings_sends_binary_and_closes() {
     let close = close.expect("a clean close");
     assert_eq!(close.close_code, Some(4000));
     assert_eq!(close.reason, "bye now");
+
+    let history = fs::read_to_string(home.0.join(".wsstream_history")).expect("the history");
+    let history: Vec<&str> = history.lines().collect();
+    assert_eq!(
+        history,
+        [
+            "hello there",
+            "//slash",
+            "/ping",
+            "/binary 0102ff",
+            "/nope",
+            "/close 4000 bye now"
+        ]
+    );
 }
 
 #[test]
@@ -240,10 +300,23 @@ fn ctrl_d_at_the_prompt_closes_with_1000() {
     }
     let rt = Runtime::new().expect("runtime");
     let (addr, closes) = echo_server(&rt);
-    let command =
-        format!("{BIN} connect --interactive ws://{addr}/echo; echo \"[exit $?]\"; sleep 60");
+    let dir = TempDir::new("history");
+    let history = dir.0.join("history");
+    fs::write(&history, "older\nfrom before\n").expect("write the history");
+    let command = format!(
+        "WSSTREAM_HISTORY={} {BIN} connect --interactive ws://{addr}/echo; \
+         echo \"[exit $?]\"; sleep 60",
+        history.display()
+    );
     let tmux = Tmux::start(120, 30, &command);
     tmux.wait_for("the prompt", |lines| lines.contains(&">"));
+    // The history of earlier sessions is loaded.
+    tmux.key("Up");
+    tmux.wait_for("the last line of the history file", |lines| {
+        lines.contains(&"> from before")
+    });
+    tmux.key("C-u");
+    tmux.wait_for("an empty prompt", |lines| last_line(lines) == ">");
     tmux.key("C-d");
     let screen = tmux.wait_for("the exit", |lines| lines.contains(&"[exit 0]"));
     assert!(screen.contains("closed: code 1000"), "{screen}");

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +27,8 @@ Lines are sent as text messages; received ones are printed as `< HH:MM:SS.mmm (U
   /binary <hex>         send a binary message, e.g. /binary 0102ff
   /help                 this help
   //text                send `/text` (a message starting with a slash)
-Ctrl-D or Ctrl-C: close with 1000 and exit. Up/Down: history.";
+Ctrl-D or Ctrl-C: close with 1000 and exit. Up/Down: history (kept in ~/.wsstream_history,
+or in the file WSSTREAM_HISTORY names; WSSTREAM_HISTORY= keeps none).";
 
 /// What the prompt asks the connection to do.
 #[derive(Debug, PartialEq)]
@@ -107,10 +109,13 @@ fn parse(line: &str) -> Line {
 /// The prompt's loop, on a thread of its own: reads lines until a close is asked for (a
 /// `/close`, Ctrl-D, Ctrl-C), passing the commands to the connection.
 fn prompt(mut editor: DefaultEditor, commands: mpsc::Sender<Command>) {
+    let mut history = History::open(&mut editor);
     loop {
         let command = match editor.readline("> ") {
             Ok(line) => {
-                let _ = editor.add_history_entry(line.as_str());
+                if editor.add_history_entry(line.as_str()).unwrap_or(false) {
+                    history.append(&line);
+                }
                 match parse(&line) {
                     Line::Command(command) => command,
                     Line::Help => {
@@ -133,6 +138,63 @@ fn prompt(mut editor: DefaultEditor, commands: mpsc::Sender<Command>) {
         let last = matches!(command, Command::Close(_));
         if commands.blocking_send(command).is_err() || last {
             return;
+        }
+    }
+}
+
+/// How many lines of the history file are kept (and loaded).
+const HISTORY_LINES: usize = 1000;
+
+/// The history file, `$HOME/.wsstream_history` (`WSSTREAM_HISTORY` names another one; set
+/// empty, there is none): loaded at start, each new entry appended.
+struct History {
+    file: Option<std::fs::File>,
+}
+
+impl History {
+    fn path() -> Option<PathBuf> {
+        match std::env::var_os("WSSTREAM_HISTORY") {
+            Some(path) if path.is_empty() => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => std::env::var_os("HOME")
+                .filter(|home| !home.is_empty())
+                .map(|home| PathBuf::from(home).join(".wsstream_history")),
+        }
+    }
+
+    /// Loads the last [`HISTORY_LINES`] entries into `editor` (rewriting a longer file)
+    /// and opens the file for appending. Without a file, history stays in memory.
+    fn open(editor: &mut DefaultEditor) -> Self {
+        let Some(path) = Self::path() else {
+            return Self { file: None };
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let kept = &lines[lines.len().saturating_sub(HISTORY_LINES)..];
+        for line in kept {
+            let _ = editor.add_history_entry(*line);
+        }
+        if kept.len() < lines.len() {
+            let mut text = kept.join("\n");
+            text.push('\n');
+            let _ = std::fs::write(&path, text);
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        // What is typed may be secret: the file is the user's only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        Self {
+            file: options.open(&path).ok(),
+        }
+    }
+
+    fn append(&mut self, line: &str) {
+        if line.contains('\n') {
+            return;
+        }
+        if let Some(file) = &mut self.file {
+            let _ = writeln!(file, "{line}");
         }
     }
 }

@@ -56,6 +56,8 @@ fn echo_server(rt: &Runtime) -> (SocketAddr, Receiver<Option<WebSocketCloseInfo>
 /// A tmux server of our own (its own socket, no configuration file), killed on drop.
 struct Tmux {
     socket: String,
+    /// The server's socket file (tmux leaves it behind), removed on drop.
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -66,8 +68,9 @@ impl Tmux {
             .unwrap_or_default()
             .subsec_nanos();
         let number = SERVERS.fetch_add(1, Ordering::Relaxed);
-        let tmux = Self {
+        let mut tmux = Self {
             socket: format!("wsstream-test-{}-{number}-{nanos}", std::process::id()),
+            socket_path: None,
         };
         let out = tmux.run(&[
             "new-session",
@@ -79,6 +82,11 @@ impl Tmux {
             command,
         ]);
         assert!(out.status.success(), "tmux new-session: {out:?}");
+        let out = tmux.run(&["display-message", "-p", "#{socket_path}"]);
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !path.is_empty() {
+            tmux.socket_path = Some(PathBuf::from(path));
+        }
         tmux
     }
 
@@ -133,6 +141,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 

@@ -212,6 +212,11 @@ fn received_above_prompt(lines: &[&str], body: &str) -> bool {
 #[test]
 fn interactive_prompt_sends_pings_sends_binary_and_closes() {
     if !tmux_installed() {
+        // CI installs tmux (.ci/run): there, a missing tmux is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required for the interactive mode test in CI"
+        );
         eprintln!("note: tmux is not installed: the interactive mode test is skipped");
         return;
     }
@@ -306,6 +311,11 @@ fn interactive_prompt_sends_pings_sends_binary_and_closes() {
 #[test]
 fn ctrl_d_at_the_prompt_closes_with_1000() {
     if !tmux_installed() {
+        // CI installs tmux (.ci/run): there, a missing tmux is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required for the interactive mode test in CI"
+        );
         eprintln!("note: tmux is not installed: the interactive mode test is skipped");
         return;
     }

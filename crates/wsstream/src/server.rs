@@ -664,7 +664,8 @@ impl Negotiated {
         shared.opened.settle(Ok(OpenState {
             protocol: self.protocol,
             extensions: self.extensions,
-            head: bytes::Bytes::from(self.response),
+            // A copy of its own: the response was built in a buffer with spare capacity.
+            head: bytes::Bytes::copy_from_slice(&self.response),
         }));
         let stream = WebSocketStream::from_shared(shared.clone());
         let keepalive = self

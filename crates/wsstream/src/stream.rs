@@ -24,9 +24,28 @@ pub struct WebSocketOpenInfo {
     pub extensions: String,
     /// The negotiated subprotocol, `""` if none.
     pub protocol: String,
+    /// The `101` response head as it was sent; parsed by [`response`](Self::response) on
+    /// demand, so an open connection keeps a few hundred bytes for it, not a header map.
+    head: bytes::Bytes,
+}
+
+impl WebSocketOpenInfo {
     /// The `101 Switching Protocols` response of the opening handshake, status and headers
     /// (beyond the browser API): the one a client received, or the one a server sent.
-    pub response: http::Response<()>,
+    /// Built from the response head the connection keeps, on each call.
+    ///
+    /// ```
+    /// # async fn demo(info: wsstream::WebSocketOpenInfo) {
+    /// let response = info.response();
+    /// assert_eq!(response.status(), 101);
+    /// if let Some(server) = response.headers().get("server") {
+    ///     println!("served by {server:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn response(&self) -> http::Response<()> {
+        crate::handshake::response_head(&self.head)
+    }
 }
 
 /// A close code and reason: the argument of [`WebSocketStream::close`] and the value
@@ -224,9 +243,9 @@ impl WebSocketStream {
     /// use wsstream::{WebSocketOpenInfo, WebSocketStream, WebSocketStreamOptions};
     ///
     /// let wss = WebSocketStream::new(&url, WebSocketStreamOptions::default())?;
-    /// let WebSocketOpenInfo { readable, writable, protocol, extensions, response, .. } =
-    ///     wss.opened().await?;
-    /// assert_eq!(response.status(), 101);
+    /// let info = wss.opened().await?;
+    /// assert_eq!(info.response().status(), 101);
+    /// let WebSocketOpenInfo { readable, writable, protocol, extensions, .. } = info;
     /// println!("subprotocol {protocol:?}, extensions {extensions:?}");
     /// # let _ = (readable, writable);
     /// # Ok(()) }
@@ -420,7 +439,7 @@ impl Future for Opened {
                 writable: WebSocketWritable::new(Handle::new(this.shared.clone())),
                 extensions: state.extensions,
                 protocol: state.protocol,
-                response: crate::handshake::response_head(&state.head),
+                head: state.head,
             })),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,

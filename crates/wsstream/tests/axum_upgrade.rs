@@ -104,7 +104,7 @@ async fn wsstream_client_gets_deflate_protocol_and_headers_through_axum() {
         "{}",
         info.extensions
     );
-    assert_eq!(info.response.headers()["x-served-by"], "axum-test");
+    assert_eq!(info.response().headers()["x-served-by"], "axum-test");
     let (server_protocol, server_extensions) = within(reports.recv()).await.unwrap();
     assert_eq!(server_protocol, "superchat");
     assert_eq!(server_extensions, info.extensions);

@@ -62,15 +62,16 @@ async fn the_101_response_headers_are_readable_on_both_ends() {
             .unwrap();
         let info = wss.opened().await.unwrap();
         let _ = wss.closed().await;
-        info.response
+        info.response()
     })
     .await;
     let options = WebSocketStreamOptions::default().protocols(vec!["chat".into()]);
     let wss = WebSocketStream::new(&url, options).unwrap();
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "chat");
-    assert_eq!(info.response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let headers = info.response.headers();
+    let response = info.response();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let headers = response.headers();
     assert_eq!(headers["x-served-by"], "wsstream-test");
     assert_eq!(headers["sec-websocket-protocol"], "chat");
     assert!(headers.contains_key("sec-websocket-accept"));

@@ -109,7 +109,7 @@ async fn a_server_of_its_own_upgrades_through_http_types() {
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "chat");
     assert!(info.extensions.starts_with("permessage-deflate"));
-    assert_eq!(info.response.headers()["x-server"], "own");
+    assert_eq!(info.response().headers()["x-server"], "own");
     let mut reader = info.readable.get_reader().unwrap();
     let mut writer = info.writable.get_writer().unwrap();
     let text = "deflated through http types ".repeat(1000);

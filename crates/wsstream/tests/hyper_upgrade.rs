@@ -179,7 +179,7 @@ async fn wsstream_client_gets_permessage_deflate_through_hyper() {
         info.extensions
     );
     assert_eq!(
-        info.response.headers()["sec-websocket-extensions"],
+        info.response().headers()["sec-websocket-extensions"],
         info.extensions.as_str()
     );
     assert_eq!(info.protocol, "");
@@ -221,7 +221,7 @@ async fn without_compression_no_extension_is_negotiated() {
     assert_eq!(info.extensions, "");
     assert!(
         !info
-            .response
+            .response()
             .headers()
             .contains_key("sec-websocket-extensions")
     );
@@ -244,7 +244,7 @@ async fn subprotocol_is_selected_from_the_client_offer() {
     let info = within(wss.opened()).await.unwrap();
     assert_eq!(info.protocol, "superchat");
     assert_eq!(
-        info.response.headers()["sec-websocket-protocol"],
+        info.response().headers()["sec-websocket-protocol"],
         "superchat"
     );
     drop(info);
@@ -263,8 +263,9 @@ async fn extra_response_headers_reach_the_client() {
     )
     .unwrap();
     let info = within(wss.opened()).await.unwrap();
-    assert_eq!(info.response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let headers = info.response.headers();
+    assert_eq!(info.response().status(), StatusCode::SWITCHING_PROTOCOLS);
+    let response = info.response();
+    let headers = response.headers();
     assert_eq!(headers["x-served-by"], "hyper-test");
     assert!(headers.contains_key("sec-websocket-accept"));
     assert!(

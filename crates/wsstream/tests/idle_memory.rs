@@ -19,11 +19,10 @@ const CONNECTIONS: usize = 200;
 
 /// Heap held per idle client + server connection pair, in bytes. Measured: 3,290 bytes
 /// (2026-11-22); 3,822 bytes with the runtime that does the I/O in the caller's task (the
-/// wake hub and its two socket wakers, 2026-12-06); 5,314 bytes once each connection keeps
-/// its 101 response head (about 150 bytes per side) and the `WebSocketOpenInfo` the test
-/// holds carries that response parsed into an `http::Response` (a header map per side,
-/// about 700 bytes; an application that drops the info after taking the reader and writer
-/// does not pay it); with a 4 KiB read buffer held per side while idle: 11,943 bytes.
+/// wake hub and its two socket wakers, 2026-12-06); 4,298 bytes once each connection keeps
+/// its 101 response head for `WebSocketOpenInfo::response()` (parsed on demand; 5,314 when
+/// the info held a parsed `http::Response`, a header map per side); with a 4 KiB read
+/// buffer held per side while idle: 11,943 bytes.
 const BOUND_PER_PAIR: usize = 8 << 10;
 
 #[tokio::test(flavor = "current_thread")]

@@ -6,8 +6,10 @@
 //!   (over TLS with `--tls-cert FILE --tls-key FILE`).
 //! * `wsstream connect URL`: stdin lines to messages, messages to stdout (`wss://` with
 //!   the system's roots, plus `--ca FILE`).
+//! * `wsstream bench URL`: a load generator against a WebSocket echo server.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod connect;
 mod demo;
 mod encoding;
@@ -44,6 +46,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to URL: stdin lines become messages, received messages go to stdout.
     Connect(Box<connect::ConnectArgs>),
+    /// Load-test a WebSocket echo server: round-trip latency, messages/s, errors.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(*args).await,
+            Command::Bench(args) => bench::run(*args).await,
         }
     });
     // Do not wait for a blocking stdin read that may never return.

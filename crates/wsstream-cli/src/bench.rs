@@ -25,17 +25,19 @@ mod summary;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use futures_sink::Sink as _;
 use hdrhistogram::Histogram;
 use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc, watch};
 use wsstream::{
-    AbortSignal, DeflateConfig, TlsOptions, WebSocketCloseInfo, WebSocketReader, WebSocketStream,
-    WebSocketStreamOptions, WebSocketWriter,
+    AbortSignal, DeflateConfig, Message, StreamError, TlsOptions, WebSocketCloseInfo,
+    WebSocketReader, WebSocketStream, WebSocketStreamOptions, WebSocketWriter,
 };
 
 use self::parse::{parse_duration, parse_positive, parse_rate, parse_size};
@@ -575,7 +577,27 @@ impl Tally {
     }
 }
 
+/// Messages fed to the writer before it is flushed at the latest.
+const MAX_BATCH: u32 = 64;
+
+/// Feeds `message` into the writer's send buffer (the `Sink`: no socket write unless the
+/// buffer is full).
+async fn feed(writer: &mut WebSocketWriter, message: Message) -> Result<(), StreamError> {
+    std::future::poll_fn(|cx| Pin::new(&mut *writer).poll_ready(cx)).await?;
+    Pin::new(&mut *writer).start_send(message)
+}
+
+/// Writes everything fed so far to the socket.
+async fn flush(writer: &mut WebSocketWriter) -> Result<(), StreamError> {
+    std::future::poll_fn(|cx| Pin::new(&mut *writer).poll_flush(cx)).await
+}
+
 /// Sends until the quota is sent, the time is up, or the connection ends.
+///
+/// Messages that may go out at once (free places in the window, or a schedule that is
+/// due) are fed into the writer's send buffer and written with one flush, before the
+/// sender waits and at least every [`MAX_BATCH`] messages: one socket write for a burst,
+/// as a browser's send queue would do, instead of one per message.
 async fn send(
     id: u32,
     shared: &Shared,
@@ -593,31 +615,44 @@ async fn send(
     let mut time_up = shared.time_up_tx.subscribe();
     let mut ended = flow.ended.subscribe();
     let mut seq = 0u64;
+    let mut unflushed = 0u32;
     loop {
         if quota.is_some_and(|quota| seq >= quota) || shared.time_up.load(Ordering::Relaxed) {
             break;
         }
-        match shared.pace {
-            Pace::Window(_) => match flow.window.try_acquire() {
-                Ok(permit) => permit.forget(),
-                Err(TryAcquireError::Closed) => break,
-                Err(TryAcquireError::NoPermits) => {
-                    tokio::select! {
-                        biased;
-                        _ = time_up.wait_for(|up| *up) => break,
-                        permit = flow.window.acquire() => match permit {
-                            Ok(permit) => permit.forget(),
-                            Err(_) => break,
-                        },
-                    }
+        // The next message may go now, or must wait (for an echo, or for its time).
+        let due = shared.intended_ns(phase_start_ns, id, seq);
+        if due.is_some_and(|due| deadline_ns.is_some_and(|end| due >= end)) {
+            break;
+        }
+        let ready = match (shared.pace, due) {
+            (Pace::Window(_), _) => match flow.window.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    true
                 }
+                Err(TryAcquireError::Closed) => break,
+                Err(TryAcquireError::NoPermits) => false,
             },
-            Pace::Rate { .. } => {
-                let due = shared.intended_ns(phase_start_ns, id, seq).unwrap_or(0);
-                if deadline_ns.is_some_and(|end| due >= end) {
+            (Pace::Rate { .. }, due) => due.unwrap_or(0) <= shared.now_ns(),
+        };
+        if !ready {
+            if unflushed > 0 {
+                if flush(writer).await.is_err() {
                     break;
                 }
-                if due > shared.now_ns() {
+                unflushed = 0;
+            }
+            match due {
+                None => tokio::select! {
+                    biased;
+                    _ = time_up.wait_for(|up| *up) => break,
+                    permit = flow.window.acquire() => match permit {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => break,
+                    },
+                },
+                Some(due) => {
                     let at = shared.run_start + Duration::from_nanos(due);
                     tokio::select! {
                         biased;
@@ -626,10 +661,10 @@ async fn send(
                         () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
                     }
                 }
-                if *ended.borrow() {
-                    break;
-                }
             }
+        }
+        if *ended.borrow() {
+            break;
         }
         let now = shared.now_ns();
         if shared.time_up.load(Ordering::Relaxed) || deadline_ns.is_some_and(|end| now >= end) {
@@ -641,12 +676,26 @@ async fn send(
             sent_ns: now,
         });
         flow.sent.store(seq + 1, Ordering::Release);
-        if writer.write(message).await.is_err() {
+        if feed(writer, message).await.is_err() {
             flow.sent.store(seq, Ordering::Release);
             break;
         }
         seq += 1;
+        unflushed += 1;
         tally.add(&shared.live.sent, now);
+        if unflushed >= MAX_BATCH {
+            if flush(writer).await.is_err() {
+                break;
+            }
+            unflushed = 0;
+            // A sender that is behind its schedule, or whose window never closes, must
+            // still let the receiver (and the other tasks of this worker) run.
+            tokio::task::coop::consume_budget().await;
+        }
+    }
+    if unflushed > 0 {
+        // Fails only if the connection failed; the receiver sees that too.
+        let _ = flush(writer).await;
     }
     tally.flush(&shared.live.sent, shared.now_ns());
     flow.sending_done.store(true, Ordering::Release);

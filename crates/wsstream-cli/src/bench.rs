@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use futures_sink::Sink as _;
 use hdrhistogram::Histogram;
-use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use wsstream::{
     AbortSignal, DeflateConfig, Message, StreamError, TlsOptions, WebSocketCloseInfo,
     WebSocketReader, WebSocketStream, WebSocketStreamOptions, WebSocketWriter,
@@ -87,10 +87,14 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     binary: bool,
     /// Offer permessage-deflate (default off, unlike `connect` and browsers, so the
-    /// figures measure the WebSocket path, not zlib; the padding repeats, so with
-    /// compression on it compresses well).
+    /// figures measure the WebSocket path, not zlib; every message has the same padding,
+    /// so with compression on they compress well).
     #[arg(long, value_enum, value_name = "on|off", default_value = "off")]
     compression: OnOff,
+    /// Client threads, each running its share of the connections on a single-threaded
+    /// tokio runtime (default: one per CPU, at most -c).
+    #[arg(short = 't', long, value_name = "N", value_parser = parse_threads)]
+    threads: Option<usize>,
     /// Print the summary as one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -117,6 +121,11 @@ pub(crate) struct BenchArgs {
 }
 
 const AFTER_HELP: &str = "\
+The connections are opened first (64 handshakes at a time); the message phase starts on all
+of them together once every handshake has finished, and -d counts from there. At the end
+the echoes still in flight get up to --drain to arrive, then every connection is closed
+with 1000.
+
 Measures: handshake time per connection (p50, max); messages/s and MB/s (10^6 bytes of
 payload) each way over the message phase; round-trip percentiles (p50, p90, p99, p99.9,
 max; HdrHistogram, 3 significant digits); connection errors, unclean closes, connections
@@ -145,6 +154,10 @@ Examples:
 enum OnOff {
     On,
     Off,
+}
+
+fn parse_threads(value: &str) -> Result<usize, String> {
+    parse_positive(value).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn parse_header(value: &str) -> Result<(String, String), String> {
@@ -327,24 +340,40 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     });
     let ctrl_c = tokio::spawn(stop_on_ctrl_c(shared.clone()));
 
-    // Open the connections, HANDSHAKE_CONCURRENCY at a time.
+    // Open the connections, HANDSHAKE_CONCURRENCY at a time, on the client threads.
     let handshakes = Arc::new(Semaphore::new(HANDSHAKE_CONCURRENCY));
     let (handshake_tx, mut handshake_rx) = mpsc::unbounded_channel();
     let (go_tx, go_rx) = watch::channel(None);
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|id| {
-            tokio::spawn(connection(
-                id,
-                shared.clone(),
-                handshakes.clone(),
-                handshake_tx.clone(),
-                go_rx.clone(),
-            ))
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, usize::try_from(args.connections).unwrap_or(usize::MAX));
+    let client_threads: Vec<_> = (0..threads)
+        .map(|thread| {
+            let ids: Vec<u32> = (0..args.connections)
+                .filter(|&id| usize::try_from(id).unwrap_or(0) % threads == thread)
+                .collect();
+            let shared = shared.clone();
+            let handshakes = handshakes.clone();
+            let handshake_tx = handshake_tx.clone();
+            let go_rx = go_rx.clone();
+            let (done_tx, done_rx) = oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bench-{thread}"))
+                .spawn(move || {
+                    let outcomes = client_thread(&ids, &shared, &handshakes, &handshake_tx, &go_rx);
+                    let _ = done_tx.send(outcomes);
+                });
+            if let Err(e) = spawned {
+                eprintln!("wsstream: error: cannot start a client thread: {e}");
+            }
+            done_rx
         })
         .collect();
     drop(handshake_tx);
-    // Every connection reports once, opened or failed (a task that panicked drops its
-    // sender; the channel then ends).
+    // Every connection reports once, opened or failed (the report is sent on drop, so a
+    // connection that panicked reports too, and a thread that could not start drops its
+    // sender).
     for _ in 0..args.connections {
         if handshake_rx.recv().await.is_none() {
             break;
@@ -362,12 +391,13 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             shared.stop();
         })
     });
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(e) => outcomes.push(Outcome::failed(format!("the connection task failed: {e}"))),
-        }
+    let mut outcomes = Vec::with_capacity(usize::try_from(args.connections).unwrap_or(0));
+    for done in client_threads {
+        outcomes.extend(done.await.unwrap_or_default());
+    }
+    let missing = u64::from(args.connections).saturating_sub(outcomes.len() as u64);
+    for _ in 0..missing {
+        outcomes.push(Outcome::failed("the client thread failed".into()));
     }
     if let Some(timer) = timer {
         timer.abort();
@@ -420,6 +450,74 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     }
 }
 
+/// One client thread: a single-threaded tokio runtime running the connections `ids`
+/// (as wrk and tcpkali run one event loop per thread: a connection's reads, writes and
+/// timers stay on one thread, with no cross-thread wake-ups).
+fn client_thread(
+    ids: &[u32],
+    shared: &Arc<Shared>,
+    handshakes: &Arc<Semaphore>,
+    handshake_tx: &mpsc::UnboundedSender<()>,
+    go_rx: &watch::Receiver<Option<Instant>>,
+) -> Vec<Outcome> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return ids
+                .iter()
+                .map(|_| {
+                    let _ = handshake_tx.send(());
+                    Outcome::failed(format!("cannot start a tokio runtime: {e}"))
+                })
+                .collect();
+        }
+    };
+    runtime.block_on(async {
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                tokio::spawn(connection(
+                    id,
+                    shared.clone(),
+                    handshakes.clone(),
+                    Reported(Some(handshake_tx.clone())),
+                    go_rx.clone(),
+                ))
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            outcomes.push(
+                task.await.unwrap_or_else(|e| {
+                    Outcome::failed(format!("the connection task failed: {e}"))
+                }),
+            );
+        }
+        outcomes
+    })
+}
+
+/// Tells the main task that a connection's handshake is over, once: when `done` is
+/// called or, failing that, when dropped.
+struct Reported(Option<mpsc::UnboundedSender<()>>);
+
+impl Reported {
+    fn done(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Reported {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// The first Ctrl-C stops the senders (the run then drains, closes and reports); a
 /// second one exits at once.
 async fn stop_on_ctrl_c(shared: Arc<Shared>) {
@@ -439,7 +537,7 @@ async fn connection(
     id: u32,
     shared: Arc<Shared>,
     handshakes: Arc<Semaphore>,
-    handshake_done: mpsc::UnboundedSender<()>,
+    mut handshake_done: Reported,
     mut go: watch::Receiver<Option<Instant>>,
 ) -> Outcome {
     let permit = handshakes.acquire().await.ok();
@@ -458,12 +556,12 @@ async fn connection(
         Ok(opened) => opened,
         Err(e) => {
             shared.live.failed.fetch_add(1, Ordering::Relaxed);
-            let _ = handshake_done.send(());
+            handshake_done.done();
             return Outcome::failed(e);
         }
     };
     shared.live.opened.fetch_add(1, Ordering::Relaxed);
-    let _ = handshake_done.send(());
+    handshake_done.done();
     let mut outcome = Outcome {
         handshake: Some(took),
         ..Outcome::default()

@@ -556,7 +556,18 @@ fn bench_r_holds_roughly_the_rate() {
 #[test]
 fn bench_four_connections_all_open_and_close_cleanly() {
     let server = Serve::start();
-    let out = bench(&[&server.echo(), "-c", "4", "-m", "401", "--json", "-q"]);
+    // Four connections on three client threads (two share one).
+    let out = bench(&[
+        &server.echo(),
+        "-c",
+        "4",
+        "-t",
+        "3",
+        "-m",
+        "401",
+        "--json",
+        "-q",
+    ]);
     assert_success(&out);
     let json = out.json();
     assert_eq!(json.count("opened"), 4);
@@ -724,6 +735,7 @@ fn bench_refuses_bad_arguments() {
         (&["ws://127.0.0.1:1/", "-d", "0s"][..], "more than zero"),
         (&["ws://127.0.0.1:1/", "-r", "0"][..], "positive"),
         (&["ws://127.0.0.1:1/", "-c", "0"][..], "at least 1"),
+        (&["ws://127.0.0.1:1/", "-t", "0"][..], "at least 1"),
         (
             &["ws://127.0.0.1:1/", "-r", "10", "--pipeline", "2"][..],
             "cannot be used with",

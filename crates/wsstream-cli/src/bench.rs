@@ -135,8 +135,9 @@ the server closed, and echoes that are not the next expected message of their co
 Coordinated omission: with -r, messages are sent on a fixed schedule and the latency is
 measured from the time each message was *meant* to be sent, so a stalled server is charged
 for the whole queue that built up behind the stall (a closed-loop client would send less
-and hide it). The round trip from the actual send is shown beside it. Both include the
-client's own scheduling delay (tokio's timers have a resolution of 1 ms).
+and hide it). The round trip from the actual send is shown beside it. tokio's timers have a
+resolution of 1 ms: a message goes out up to 1 ms before its time rather than after it, and
+is then measured from its actual send.
 
 The progress line goes to stderr (every 500 ms on a terminal, every 5 s otherwise); the
 summary to stdout. The exit status is 1 if a connection failed to open, closed uncleanly
@@ -675,6 +676,13 @@ impl Tally {
     }
 }
 
+/// With -r, a message is sent once it is due within this much (tokio's timers have a
+/// resolution of 1 ms and round a deadline up): so it goes out up to 1 ms early rather
+/// than up to 1 ms late, and its latency is measured from the earlier of its intended and
+/// its actual send time. The timer then adds nothing to the latency; a sender that falls
+/// behind (a stalled server, a full send buffer) is still charged from the intended time.
+const TIMER_SLACK_NS: u64 = 1_000_000;
+
 /// Messages fed to the writer before it is flushed at the latest.
 const MAX_BATCH: u32 = 64;
 
@@ -732,7 +740,10 @@ async fn send(
                 Err(TryAcquireError::Closed) => break,
                 Err(TryAcquireError::NoPermits) => false,
             },
-            (Pace::Rate { .. }, due) => due.unwrap_or(0) <= shared.now_ns(),
+            // Due within the timer's resolution: send now (see TIMER_SLACK_NS).
+            (Pace::Rate { .. }, due) => {
+                due.unwrap_or(0) <= shared.now_ns().saturating_add(TIMER_SLACK_NS)
+            }
         };
         if !ready {
             if unflushed > 0 {
@@ -751,7 +762,8 @@ async fn send(
                     },
                 },
                 Some(due) => {
-                    let at = shared.run_start + Duration::from_nanos(due);
+                    let wake = due.saturating_sub(TIMER_SLACK_NS);
+                    let at = shared.run_start + Duration::from_nanos(wake);
                     tokio::select! {
                         biased;
                         _ = time_up.wait_for(|up| *up) => break,
@@ -932,7 +944,7 @@ async fn receive(
                 out.received += 1;
                 let latency = shared
                     .intended_ns(phase_start_ns, id, stamp.seq)
-                    .map(|due| now.saturating_sub(due));
+                    .map(|due| now.saturating_sub(due.min(stamp.sent_ns)));
                 recorder.record(now.saturating_sub(stamp.sent_ns), latency);
                 tally.add(&shared.live.received, now);
             }

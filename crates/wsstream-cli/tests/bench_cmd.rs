@@ -348,6 +348,8 @@ enum Misbehaviour {
     ResetAfterRead(u64),
     /// Answers every message with a different one.
     WrongReplies,
+    /// Echoes, but stops reading for 600 ms after the 40th message of each connection.
+    StallOnce,
 }
 
 fn in_process(misbehaviour: Misbehaviour) -> InProcess {
@@ -372,7 +374,9 @@ fn in_process(misbehaviour: Misbehaviour) -> InProcess {
                         )
                         .await
                     }
-                    Misbehaviour::WrongReplies => wsstream::server::accept(tcp, options).await,
+                    Misbehaviour::WrongReplies | Misbehaviour::StallOnce => {
+                        wsstream::server::accept(tcp, options).await
+                    }
                 };
                 let Ok(wss) = wss else { return };
                 serve(wss, misbehaviour).await;
@@ -391,9 +395,15 @@ async fn serve(wss: WebSocketStream, misbehaviour: Misbehaviour) {
     else {
         return;
     };
+    let mut count = 0u32;
     while let Ok(Some(message)) = reader.read().await {
+        count += 1;
         let reply = match misbehaviour {
-            Misbehaviour::ResetAfterRead(_) => message,
+            Misbehaviour::StallOnce if count == 40 => {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                message
+            }
+            Misbehaviour::ResetAfterRead(_) | Misbehaviour::StallOnce => message,
             Misbehaviour::WrongReplies => Message::from("not what you sent, not at all"),
         };
         if writer.write(reply).await.is_err() {
@@ -551,6 +561,25 @@ fn bench_r_holds_roughly_the_rate() {
         latency.num("p50") >= json.get("rtt_us").num("p50") * 0.999,
         "{json:?}"
     );
+}
+
+#[test]
+fn bench_r_charges_a_stall_to_every_message_scheduled_during_it() {
+    // The server stalls 600 ms once. In a closed loop (one in flight) only the message
+    // that was waiting sees it: a handful of samples. On a fixed schedule of 100/s, the
+    // ~60 messages due during the stall are all late, so p90 of the latency from the
+    // intended send time reflects the stall (coordinated omission corrected).
+    let server = in_process(Misbehaviour::StallOnce);
+    let closed = bench(&[&server.url, "-m", "150", "--json", "-q"]);
+    assert_success(&closed);
+    let closed = closed.json();
+    assert!(closed.get("rtt_us").num("max") >= 500_000.0, "{closed:?}");
+    assert!(closed.get("rtt_us").num("p90") < 300_000.0, "{closed:?}");
+    let fixed = bench(&[&server.url, "-r", "100", "-m", "150", "--json", "-q"]);
+    assert_success(&fixed);
+    let fixed = fixed.json();
+    assert!(fixed.get("latency_us").num("p90") >= 100_000.0, "{fixed:?}");
+    assert!(fixed.get("latency_us").num("max") >= 500_000.0, "{fixed:?}");
 }
 
 #[test]

@@ -354,9 +354,11 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             let ids: Vec<u32> = (0..args.connections)
                 .filter(|&id| usize::try_from(id).unwrap_or(0) % threads == thread)
                 .collect();
+            let count = ids.len();
             let shared = shared.clone();
             let handshakes = handshakes.clone();
             let handshake_tx = handshake_tx.clone();
+            let reports = handshake_tx.clone();
             let go_rx = go_rx.clone();
             let (done_tx, done_rx) = oneshot::channel();
             let spawned = std::thread::Builder::new()
@@ -367,6 +369,10 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
                 });
             if let Err(e) = spawned {
                 eprintln!("wsstream: error: cannot start a client thread: {e}");
+                // Its connections count as failed; report their handshakes as over.
+                for _ in 0..count {
+                    let _ = reports.send(());
+                }
             }
             done_rx
         })

@@ -9,8 +9,10 @@
 //!   `/ping`, `/close`, `/binary` (wscat's).
 //! * `wsstream listen ADDR`: accept clients, bridged to stdin/stdout (`--once`,
 //!   `--broadcast`) or to a command per connection (`--exec`), over TLS with `--tls-cert`.
+//! * `wsstream bench URL`: a load generator against a WebSocket echo server.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod connect;
 mod demo;
 mod encoding;
@@ -52,6 +54,8 @@ enum Command {
     /// Accept WebSocket clients on ADDR: bridge them to stdin/stdout (--once: a single
     /// client), or run a command per connection (--exec).
     Listen(Box<listen::ListenArgs>),
+    /// Load-test a WebSocket echo server: round-trip latency, messages/s, errors.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(*args).await,
             Command::Listen(args) => listen::run(*args).await,
+            Command::Bench(args) => bench::run(*args).await,
         }
     });
     // Do not wait for a blocking stdin read that may never return.

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -22,25 +22,11 @@ use wsstream::server::{self, ServerOptions, TlsAcceptor};
 use wsstream::{WebSocketCloseInfo, WebSocketStream};
 use wsstream_test_support::certs::Ca;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
-/// Generous bound for anything that should take well under a second.
-const DEADLINE: Duration = Duration::from_secs(20);
+mod common;
+
+use common::{BIN, DEADLINE};
 
 // --- the client process ----------------------------------------------------------------
-
-/// Forwards the lines of a child's pipe to a channel, from a thread.
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
 
 /// A running `wsstream` with piped stdio.
 struct Client {
@@ -66,16 +52,12 @@ impl Finished {
 
 impl Client {
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wsstream");
-        let stdin = child.stdin.take();
-        let stdout = lines_of(child.stdout.take().expect("stdout"));
-        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let common::Piped {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        } = common::spawn_piped(Command::new(BIN).args(args));
         Self {
             child,
             stdin,
@@ -85,9 +67,7 @@ impl Client {
     }
 
     fn send(&mut self, input: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(input.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
+        common::write_stdin(&mut self.stdin, input);
     }
 
     fn close_stdin(&mut self) {
@@ -95,22 +75,13 @@ impl Client {
     }
 
     fn expect_stdout(&self) -> String {
-        self.stdout
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|e| panic!("no line on stdout: {e}"))
+        common::next_line(&self.stdout)
     }
 
     /// Waits for a stderr line containing `needle` (the lines before it are dropped).
     fn expect_stderr(&self, needle: &str) -> String {
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-        }
-        panic!("stderr never said {needle:?}");
+        common::line_containing(&self.stderr, needle)
+            .unwrap_or_else(|| panic!("stderr never said {needle:?}"))
     }
 
     /// Sends `signal` (`TERM`, `INT`) to this client, and only to it.

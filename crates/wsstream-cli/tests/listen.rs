@@ -3,11 +3,11 @@
 //! wsstream `WebSocketStream`s on a tokio runtime of the test.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Child, ChildStdin, Command, ExitStatus};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,9 @@ use wsstream::{
 };
 use wsstream_test_support::certs::Ca;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
-/// Generous bound for anything that should take well under a second.
-const DEADLINE: Duration = Duration::from_secs(20);
+mod common;
+
+use common::{BIN, DEADLINE};
 
 /// A multi-threaded runtime, so the clients' connections make progress while the test
 /// thread waits on the process.
@@ -30,20 +30,6 @@ fn runtime() -> Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-}
-
-/// Forwards the lines of a child's pipe to a channel, from a thread.
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// A running `wsstream listen 127.0.0.1:0 …`, killed when dropped.
@@ -58,17 +44,12 @@ struct Listen {
 
 impl Listen {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wsstream listen");
-        let stdin = child.stdin.take();
-        let stdout = lines_of(child.stdout.take().expect("stdout"));
-        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let common::Piped {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        } = common::spawn_piped(Command::new(BIN).args(["listen", "127.0.0.1:0"]).args(args));
         let first = stderr
             .recv_timeout(DEADLINE)
             .expect("the first line on stderr");
@@ -86,9 +67,7 @@ impl Listen {
     }
 
     fn send(&mut self, input: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(input.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
+        common::write_stdin(&mut self.stdin, input);
     }
 
     fn close_stdin(&mut self) {
@@ -96,22 +75,13 @@ impl Listen {
     }
 
     fn expect_stdout(&self) -> String {
-        self.stdout
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|e| panic!("no line on stdout: {e}"))
+        common::next_line(&self.stdout)
     }
 
     /// Waits for a stderr line containing `needle`.
     fn expect_log(&self, needle: &str) -> String {
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-        }
-        panic!("wsstream listen never logged {needle:?}");
+        common::line_containing(&self.stderr, needle)
+            .unwrap_or_else(|| panic!("wsstream listen never logged {needle:?}"))
     }
 
     /// Sends SIGTERM to this process (by its PID).

@@ -12,10 +12,22 @@ pub(crate) const REJECTION_BODY_LIMIT: usize = 4096;
 
 /// Parses a complete HTTP/1.1 response head (status line and headers) into an
 /// `http::Response<()>`. Header lines that `http` cannot represent are left out.
+///
+/// A head written by [`h2_head`] (an HTTP/2 response kept in the same form) comes back
+/// with version `HTTP/2.0`.
 pub(crate) fn response_head(head: &[u8]) -> Response<()> {
     let mut slots = [httparse::EMPTY_HEADER; wsstream_proto::handshake::MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut slots);
     let mut response = Response::new(());
+    let h1;
+    let head = match head.strip_prefix(H2_STATUS_PREFIX) {
+        Some(rest) => {
+            *response.version_mut() = http::Version::HTTP_2;
+            h1 = [&b"HTTP/1.1 "[..], rest].concat();
+            &h1[..]
+        }
+        None => head,
+    };
     if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
         return response;
     }
@@ -24,6 +36,34 @@ pub(crate) fn response_head(head: &[u8]) -> Response<()> {
     }
     *response.headers_mut() = header_map(parsed.headers);
     response
+}
+
+/// How [`h2_head`] starts a head: HTTP/2 has no status line, so the kept form borrows
+/// HTTP/1.1's layout with this version marker.
+const H2_STATUS_PREFIX: &[u8] = b"HTTP/2 ";
+
+/// Keeps an HTTP/2 response (the `200` of an extended CONNECT, RFC 8441 §5) in the same
+/// compact form as an HTTP/1.1 head: `HTTP/2 200\r\n`, the headers, `\r\n`.
+/// [`response_head`] turns it back into an `http::Response` with version `HTTP/2.0`.
+#[allow(dead_code)] // used by the `http2` feature's client and server
+pub(crate) fn h2_head(status: StatusCode, headers: &HeaderMap) -> Bytes {
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(H2_STATUS_PREFIX);
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    Bytes::from(head)
+}
+
+/// Whether a kept head is an HTTP/2 response written by [`h2_head`].
+pub(crate) fn is_h2_head(head: &[u8]) -> bool {
+    head.starts_with(H2_STATUS_PREFIX)
 }
 
 /// The headers `http` can represent, in order.
@@ -124,6 +164,19 @@ impl std::error::Error for HandshakeRejection {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http2_head_comes_back_as_an_http2_response() {
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-websocket-protocol", HeaderValue::from_static("chat"));
+        let head = h2_head(StatusCode::OK, &headers);
+        assert!(is_h2_head(&head));
+        let response = response_head(&head);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+        assert!(!is_h2_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+    }
 
     #[test]
     fn a_response_head_becomes_http_types() {

@@ -30,8 +30,9 @@ pub struct WebSocketOpenInfo {
 }
 
 impl WebSocketOpenInfo {
-    /// The `101 Switching Protocols` response of the opening handshake, status and headers
-    /// (beyond the browser API): the one a client received, or the one a server sent.
+    /// The response of the opening handshake, status and headers (beyond the browser API):
+    /// the one a client received, or the one a server sent. `101 Switching Protocols` over
+    /// HTTP/1.1; `200` over HTTP/2 (see [`http_version`](Self::http_version)).
     /// Built from the response head the connection keeps, on each call.
     ///
     /// ```
@@ -45,6 +46,17 @@ impl WebSocketOpenInfo {
     /// ```
     pub fn response(&self) -> http::Response<()> {
         crate::handshake::response_head(&self.head)
+    }
+
+    /// The HTTP version the WebSocket runs over: `HTTP/1.1` for an upgraded connection
+    /// (RFC 6455 §4), `HTTP/2.0` for an extended CONNECT stream of a shared HTTP/2
+    /// connection (RFC 8441, feature `http2`).
+    pub fn http_version(&self) -> http::Version {
+        if crate::handshake::is_h2_head(&self.head) {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        }
     }
 }
 

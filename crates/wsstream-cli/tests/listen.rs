@@ -484,9 +484,16 @@ fn wss_with_tls_cert_and_key() {
 #[test]
 fn binary_hex_and_base64_carry_binary_messages_both_ways() {
     let rt = runtime();
-    // (flags, stdin line, the bytes the client receives, the bytes the client sends, how
-    // stdout prints them)
-    let cases: [(&[&str], &str, &[u8], &[u8], &str); 4] = [
+    // (flags, stdin line, the bytes the client receives (empty: the line as text), the
+    // bytes the client sends, how stdout prints them)
+    type Case = (
+        &'static [&'static str],
+        &'static str,
+        &'static [u8],
+        &'static [u8],
+        &'static str,
+    );
+    let cases: [Case; 4] = [
         (
             &["--binary"],
             "raw line",

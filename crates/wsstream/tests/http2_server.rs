@@ -1,0 +1,486 @@
+//! WebSockets over HTTP/2 (RFC 8441) on the server side: a hyper HTTP/2 server with
+//! `enable_connect_protocol()` and `HyperUpgrade`, driven by the `h2` crate as an
+//! independent client (extended CONNECT streams carrying hand-made, masked frames) and by
+//! Node.js's built-in `http2` module (`tests/support/h2_websocket_client.mjs`).
+//!
+//! What is checked: the server's SETTINGS carry ENABLE_CONNECT_PROTOCOL (RFC 8441 §3);
+//! an extended CONNECT (§4) is answered with `200` and the negotiated subprotocol and
+//! permessage-deflate (§5), and `opened` reports that `200` over `HTTP/2.0`; frames are
+//! echoed per stream; a WebSocket close ends the stream with END_STREAM, an RST_STREAM or
+//! the loss of the connection closes uncleanly (1006), and the other streams of the
+//! connection keep working; wrong requests get 400.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use h2::Reason;
+use h2::client::SendRequest;
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use wsstream::http::{self, HeaderMap, StatusCode};
+use wsstream::server::hyper::{Body, HyperUpgrade, error_response};
+use wsstream::server::{ServerOptions, TlsAcceptor};
+use wsstream::{AsyncIo, WebSocketStream};
+use wsstream_test_support::certs::Ca;
+use wsstream_test_support::frames::{Frame, ParsedFrame, parse_frame};
+use wsstream_test_support::hostile::error_chain;
+
+async fn within<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("hung")
+}
+
+/// A hyper HTTP/2 server on 127.0.0.1:0 (over TLS with ALPN `h2` when `tls` is given, else
+/// cleartext HTTP/2 with prior knowledge) announcing ENABLE_CONNECT_PROTOCOL. `/echo`
+/// accepts WebSockets (selecting `chat` when offered) and echoes; each server-side stream
+/// is reported on the channel once upgraded.
+async fn server(tls: Option<TlsAcceptor>) -> (String, mpsc::UnboundedReceiver<WebSocketStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    Some(tls) => {
+                        let Ok(stream) = tls.accept(tcp).await else {
+                            return;
+                        };
+                        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "ALPN picks h2");
+                        serve_h2(stream, tx, true).await;
+                    }
+                    None => serve_h2(tcp, tx, false).await,
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn serve_h2<S: AsyncIo>(io: S, tx: mpsc::UnboundedSender<WebSocketStream>, secure: bool) {
+    let service = service_fn(move |request| {
+        let tx = tx.clone();
+        async move { Ok::<_, Infallible>(route(request, tx, secure)) }
+    });
+    let _ = http2::Builder::new(TokioExecutor::new())
+        .enable_connect_protocol()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+fn route(
+    mut request: Request<Incoming>,
+    tx: mpsc::UnboundedSender<WebSocketStream>,
+    secure: bool,
+) -> Response<Body> {
+    assert_eq!(request.version(), http::Version::HTTP_2);
+    let mut upgrade = match HyperUpgrade::from_request(&mut request) {
+        Ok(upgrade) => upgrade,
+        Err(e) => return error_response(&e),
+    };
+    assert!(upgrade.is_http2());
+    if secure {
+        upgrade.set_secure(true);
+    }
+    if upgrade.request().resource.split('?').next() != Some("/echo") {
+        let mut response = Response::new(Body::from("no such endpoint\n"));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return response;
+    }
+    let protocol = upgrade
+        .request()
+        .protocols
+        .iter()
+        .find(|p| *p == "chat")
+        .cloned();
+    let (response, upgrading) = upgrade
+        .accept(
+            protocol.as_deref(),
+            &HeaderMap::new(),
+            ServerOptions::default(),
+        )
+        .unwrap();
+    tokio::spawn(async move {
+        let wss = upgrading.await.expect("the stream is handed over");
+        let _ = tx.send(wss.clone());
+        let info = wss.opened().await.unwrap();
+        let (mut reader, mut writer) = (
+            info.readable.get_reader().unwrap(),
+            info.writable.get_writer().unwrap(),
+        );
+        while let Ok(Some(message)) = reader.read().await {
+            if writer.write(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    response
+}
+
+/// One extended CONNECT stream seen from the `h2` client: frames written masked, frames
+/// read from the DATA of the response body.
+struct ClientStream {
+    send: h2::SendStream<Bytes>,
+    recv: h2::RecvStream,
+    buf: BytesMut,
+    response: Response<()>,
+}
+
+impl ClientStream {
+    async fn open(
+        client: &mut SendRequest<Bytes>,
+        authority: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let mut request = Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("http://{authority}/echo"))
+            .header("sec-websocket-version", "13");
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(h2::ext::Protocol::from_static("websocket"));
+        let ready = client.clone().ready().await.unwrap();
+        *client = ready;
+        let (response, send) = client.send_request(request, false).unwrap();
+        let response = within(response).await.unwrap();
+        let (parts, recv) = response.into_parts();
+        Self {
+            send,
+            recv,
+            buf: BytesMut::new(),
+            response: Response::from_parts(parts, ()),
+        }
+    }
+
+    fn write(&mut self, frame: Frame) {
+        let bytes = frame.masked([0x37, 0xfa, 0x21, 0x3d]).encode();
+        self.send.send_data(Bytes::from(bytes), false).unwrap();
+    }
+
+    /// The next frame, or `None` once the server ended the stream (END_STREAM).
+    async fn read(&mut self) -> Option<ParsedFrame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                let _ = self.buf.split_to(used);
+                return Some(frame);
+            }
+            match within(self.recv.data()).await {
+                Some(Ok(data)) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    self.buf.extend_from_slice(&data);
+                }
+                Some(Err(e)) => panic!("the stream failed: {e}"),
+                None => {
+                    assert!(self.buf.is_empty(), "a partial frame before END_STREAM");
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn echoes(&mut self, text: &str) {
+        self.write(Frame::text(text));
+        let frame = self.read().await.expect("an echo");
+        assert_eq!(frame.text(), Some(text));
+    }
+}
+
+/// An `h2` client connection to `addr` (cleartext, prior knowledge) once the server's
+/// SETTINGS have arrived with ENABLE_CONNECT_PROTOCOL.
+async fn h2_client(addr: &str) -> (SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let client = within(client.ready()).await.unwrap();
+    within(async {
+        while !client.is_extended_connect_protocol_enabled() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    (client, driver)
+}
+
+#[tokio::test]
+async fn the_settings_allow_extended_connect_and_the_200_carries_the_negotiation() {
+    let (addr, mut streams) = server(None).await;
+    let (mut client, driver) = h2_client(&addr).await;
+    assert!(client.is_extended_connect_protocol_enabled());
+    let mut stream = ClientStream::open(
+        &mut client,
+        &addr,
+        &[
+            ("sec-websocket-protocol", "superchat, chat"),
+            ("sec-websocket-extensions", "permessage-deflate"),
+        ],
+    )
+    .await;
+    let response = &stream.response;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    assert!(
+        response.headers()["sec-websocket-extensions"]
+            .to_str()
+            .unwrap()
+            .starts_with("permessage-deflate")
+    );
+    assert!(!response.headers().contains_key("sec-websocket-accept"));
+
+    let wss = within(streams.recv()).await.unwrap();
+    assert_eq!(wss.url(), format!("ws://{addr}/echo"));
+    let info = wss.opened().await.unwrap();
+    assert_eq!(info.protocol, "chat");
+    assert!(info.extensions.starts_with("permessage-deflate"));
+    assert_eq!(info.http_version(), http::Version::HTTP_2);
+    let sent = info.response();
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert_eq!(sent.version(), http::Version::HTTP_2);
+    assert_eq!(sent.headers()["sec-websocket-protocol"], "chat");
+    assert!(!sent.headers().contains_key("sec-websocket-accept"));
+
+    stream.write(Frame::close(Some(1000), "done"));
+    let close = stream.read().await.expect("the server's Close");
+    assert_eq!(close.close_code(), Some(1000));
+    assert!(stream.read().await.is_none(), "END_STREAM after the Close");
+    let closed = within(wss.closed()).await.unwrap();
+    assert_eq!(closed.close_code, Some(1000));
+    driver.abort();
+}
+
+#[tokio::test]
+async fn a_close_ends_one_stream_a_reset_fails_another_and_the_third_keeps_echoing() {
+    let (addr, mut streams) = server(None).await;
+    let (mut client, driver) = h2_client(&addr).await;
+    let mut closing = ClientStream::open(&mut client, &addr, &[]).await;
+    let closing_wss = within(streams.recv()).await.unwrap();
+    let mut reset = ClientStream::open(&mut client, &addr, &[]).await;
+    let reset_wss = within(streams.recv()).await.unwrap();
+    let mut cancelled = ClientStream::open(&mut client, &addr, &[]).await;
+    let cancelled_wss = within(streams.recv()).await.unwrap();
+    let mut living = ClientStream::open(&mut client, &addr, &[]).await;
+    let living_wss = within(streams.recv()).await.unwrap();
+    for (i, stream) in [&mut closing, &mut reset, &mut cancelled, &mut living]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(stream.response.status(), StatusCode::OK);
+        stream.echoes(&format!("hello {i}")).await;
+    }
+
+    // A WebSocket close: the server answers Close and ends its side of the stream.
+    closing.write(Frame::close(Some(1000), "bye"));
+    let close = closing.read().await.expect("the server's Close");
+    assert_eq!(close.close_code(), Some(1000));
+    assert_eq!(close.close_reason(), b"bye");
+    assert!(closing.read().await.is_none(), "END_STREAM after the Close");
+    let closed = within(closing_wss.closed()).await.unwrap();
+    assert_eq!(closed.close_code, Some(1000));
+    assert_eq!(closed.reason, "bye");
+    living.echoes("after a close").await;
+
+    // RST_STREAM with an error code: an unclean close naming the reset.
+    reset.send.send_reset(Reason::INTERNAL_ERROR);
+    let error = within(reset_wss.closed()).await.unwrap_err();
+    assert_eq!(error.close_code(), Some(1006));
+    let chain = error_chain(&error).join(": ");
+    assert!(chain.contains("internal error"), "{chain}");
+    living.echoes("after a reset").await;
+
+    // RST_STREAM(CANCEL): hyper reports it as the end of the stream; still unclean.
+    cancelled.send.send_reset(Reason::CANCEL);
+    let error = within(cancelled_wss.closed()).await.unwrap_err();
+    assert_eq!(error.close_code(), Some(1006));
+    living.echoes("after a cancel").await;
+
+    // The connection itself goes: the last stream closes uncleanly too.
+    driver.abort();
+    drop((client, living));
+    let error = within(living_wss.closed()).await.unwrap_err();
+    assert_eq!(error.close_code(), Some(1006));
+}
+
+#[tokio::test]
+async fn wrong_requests_over_http2_get_400() {
+    let (addr, _streams) = server(None).await;
+    let (mut client, driver) = h2_client(&addr).await;
+    async fn status(
+        client: &mut SendRequest<Bytes>,
+        request: Request<()>,
+    ) -> Response<h2::RecvStream> {
+        *client = client.clone().ready().await.unwrap();
+        let (response, _send) = client.send_request(request, true).unwrap();
+        within(response).await.unwrap()
+    }
+    // A plain GET on the WebSocket endpoint.
+    let get = Request::get(format!("http://{addr}/echo"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let response = status(&mut client, get).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(!response.headers().contains_key("connection"));
+    // An extended CONNECT with the wrong version, and with none.
+    for version in [Some("8"), None] {
+        let mut request = Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("http://{addr}/echo"));
+        if let Some(version) = version {
+            request = request.header("sec-websocket-version", version);
+        }
+        let mut request = request.body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(h2::ext::Protocol::from_static("websocket"));
+        let response = status(&mut client, request).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{version:?}");
+        assert_eq!(response.headers()["sec-websocket-version"], "13");
+    }
+    // An extended CONNECT for another protocol.
+    let mut request = Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{addr}/echo"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(h2::ext::Protocol::from_static("connect-udp"));
+    let response = status(&mut client, request).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = within(body.data()).await {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("RFC 8441"), "{text}");
+    driver.abort();
+}
+
+/// The Node.js script in `tests/support/`, or why it cannot run: `node` missing fails the
+/// test under `CI=true` and skips it (with a message) elsewhere.
+fn node() -> Option<&'static str> {
+    let found = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if found {
+        return Some(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/h2_websocket_client.mjs"
+        ));
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "node (Node.js 18 or later) is required on CI for the HTTP/2 interoperability test"
+    );
+    eprintln!("skipped: `node` is not installed (Node.js 18 or later runs this test)");
+    None
+}
+
+/// Runs the Node.js client against `url` and checks the server side of its three
+/// streams: the one it closes with a WebSocket Close ends cleanly (1000), the one it
+/// resets ends with 1006, the third one echoes to the end and closes cleanly.
+async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocketStream>) {
+    let Some(script) = node() else { return };
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(&url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut all = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut output = Vec::new();
+    let mut server_side = Vec::new();
+    let run = async {
+        while server_side.len() < 3 {
+            server_side.push(streams.recv().await.unwrap());
+        }
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            output.push(line);
+        }
+        child.wait().await.unwrap()
+    };
+    let status = match tokio::time::timeout(Duration::from_secs(30), run).await {
+        Ok(status) => status,
+        Err(_) => {
+            // Stop the client we started (by its PID) before failing.
+            let _ = child.start_kill();
+            panic!("the node client (pid {pid:?}) hung; output so far: {output:?}");
+        }
+    };
+    let stderr = stderr.await.unwrap();
+    assert!(
+        status.success(),
+        "node failed ({status}): stdout {output:?}, stderr:\n{stderr}"
+    );
+    assert!(output.iter().any(|l| l == "ok"), "{output:?}\n{stderr}");
+    // `?n=1` was closed, `?n=2` reset, `?n=3` kept.
+    server_side.sort_by_key(|wss| wss.url().to_owned());
+    let mut results = Vec::new();
+    for wss in &server_side {
+        results.push(within(wss.closed()).await);
+    }
+    let closed = results[0].as_ref().expect("the closed stream ends cleanly");
+    assert_eq!(closed.close_code, Some(1000));
+    assert_eq!(closed.reason, "bye");
+    let reset = results[1].as_ref().expect_err("the reset stream fails");
+    assert_eq!(reset.close_code(), Some(1006));
+    // Node ends its side of the stream (END_STREAM) before it sends the RST_STREAM, so the
+    // server reads the end of the stream first: closed without a closing handshake. (The
+    // `h2` client test above resets without ending, and the cause names the reset.)
+    let chain = error_chain(reset).join(": ");
+    assert!(chain.contains("without a closing handshake"), "{chain}");
+    let kept = results[2].as_ref().expect("the third stream ends cleanly");
+    assert_eq!(kept.close_code, Some(1000));
+    assert_eq!(kept.reason, "done");
+}
+
+#[tokio::test]
+async fn a_node_http2_client_over_tls_shares_one_connection_between_three_websockets() {
+    let leaf = Ca::new("wsstream test CA").server(&["localhost", "127.0.0.1"]);
+    let mut config = (*leaf.server_config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let (addr, streams) = server(Some(TlsAcceptor::new(Arc::new(config)))).await;
+    node_client(format!("https://{addr}/echo"), streams).await;
+}
+
+#[tokio::test]
+async fn a_node_http2_client_with_prior_knowledge_shares_one_connection_between_three_websockets() {
+    let (addr, streams) = server(None).await;
+    node_client(format!("http://{addr}/echo"), streams).await;
+}

@@ -849,6 +849,82 @@ fn serve_over_tls_and_connect_with_the_ca() {
     );
 }
 
+/// Runs the Node.js HTTP/2 WebSocket client (three extended CONNECT streams on one
+/// connection: one closed with a WebSocket Close, one reset, one kept echoing) against
+/// `url`; `false` when `node` is not installed (outside CI).
+fn node_h2_client(url: &str) -> bool {
+    if !wsstream_test_support::node::available("the HTTP/2 test of wsstream serve") {
+        return false;
+    }
+    let mut child = Command::new("node")
+        .arg(wsstream_test_support::node::h2_websocket_client())
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let stdout = lines_of(child.stdout.take().expect("node stdout"));
+    let stderr = lines_of(child.stderr.take().expect("node stderr"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            // Stop the client we started before failing.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the node client hung");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // The pipes end with the process: every line arrives before the channels close.
+    let out: Vec<String> = stdout.iter().collect();
+    let err: Vec<String> = stderr.iter().collect();
+    assert!(status.success(), "node: {status}, {out:?}, {err:?}");
+    assert_eq!(out, ["ok"], "{err:?}");
+    true
+}
+
+#[test]
+fn serve_over_tls_accepts_websockets_over_http2() {
+    let files = TlsFiles::new("http2");
+    let server = files.server();
+    if !node_h2_client(&format!("https://{}/echo", server.addr)) {
+        return;
+    }
+    server.expect_log("/echo: connected over HTTP/2");
+    server.expect_log("/echo: closed: code 1000, reason \"bye\"");
+    server.expect_log("/echo: closed uncleanly");
+    server.expect_log("/echo: closed: code 1000, reason \"done\"");
+    // HTTP/1.1 clients keep working on the same server (ALPN http/1.1 or none).
+    let out = run(
+        &[
+            "connect",
+            "--ca",
+            &files.path("ca.pem"),
+            &server.url("/echo"),
+        ],
+        "still http/1.1\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["still http/1.1"]);
+}
+
+#[test]
+fn serve_in_cleartext_accepts_websockets_over_http2_with_prior_knowledge() {
+    let server = Server::start();
+    if !node_h2_client(&format!("http://{}/echo", server.addr)) {
+        return;
+    }
+    server.expect_log("/echo: connected over HTTP/2");
+    server.expect_log("/echo: closed uncleanly");
+    let out = run(&["connect", &server.url("/echo")], "plain\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["plain"]);
+}
+
 #[test]
 fn connect_without_the_ca_fails_with_the_tls_reason() {
     let files = TlsFiles::new("unknown-ca");

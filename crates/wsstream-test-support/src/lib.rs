@@ -4,5 +4,6 @@ pub mod certs;
 pub mod faults;
 pub mod frames;
 pub mod hostile;
+pub mod node;
 pub mod proxies;
 pub mod wpt;

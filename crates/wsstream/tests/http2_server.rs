@@ -1,7 +1,7 @@
 //! WebSockets over HTTP/2 (RFC 8441) on the server side: a hyper HTTP/2 server with
 //! `enable_connect_protocol()` and `HyperUpgrade`, driven by the `h2` crate as an
 //! independent client (extended CONNECT streams carrying hand-made, masked frames) and by
-//! Node.js's built-in `http2` module (`tests/support/h2_websocket_client.mjs`).
+//! Node.js's built-in `http2` module (the test-support crate's `h2_websocket_client.mjs`).
 //!
 //! What is checked: the server's SETTINGS carry ENABLE_CONNECT_PROTOCOL (RFC 8441 §3);
 //! an extended CONNECT (§4) is answered with `200` and the negotiated subprotocol and
@@ -34,6 +34,7 @@ use wsstream::{AsyncIo, WebSocketStream};
 use wsstream_test_support::certs::Ca;
 use wsstream_test_support::frames::{Frame, ParsedFrame, parse_frame};
 use wsstream_test_support::hostile::error_chain;
+use wsstream_test_support::node;
 
 async fn within<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
@@ -378,34 +379,15 @@ async fn wrong_requests_over_http2_get_400() {
     driver.abort();
 }
 
-/// The Node.js script in `tests/support/`, or why it cannot run: `node` missing fails the
-/// test under `CI=true` and skips it (with a message) elsewhere.
-fn node() -> Option<&'static str> {
-    let found = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if found {
-        return Some(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/h2_websocket_client.mjs"
-        ));
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "node (Node.js 18 or later) is required on CI for the HTTP/2 interoperability test"
-    );
-    eprintln!("skipped: `node` is not installed (Node.js 18 or later runs this test)");
-    None
-}
-
 /// Runs the Node.js client against `url` and checks the server side of its three
 /// streams: the one it closes with a WebSocket Close ends cleanly (1000), the one it
 /// resets ends with 1006, the third one echoes to the end and closes cleanly.
 async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocketStream>) {
-    let Some(script) = node() else { return };
+    if !node::available("the Node.js HTTP/2 client test") {
+        return;
+    }
     let mut child = tokio::process::Command::new("node")
-        .arg(script)
+        .arg(node::h2_websocket_client())
         .arg(&url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -417,13 +417,10 @@ async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocket
         }
         child.wait().await.unwrap()
     };
-    let status = match tokio::time::timeout(Duration::from_secs(30), run).await {
-        Ok(status) => status,
-        Err(_) => {
-            // Stop the client we started (by its PID) before failing.
-            let _ = child.start_kill();
-            panic!("the node client (pid {pid:?}) hung; output so far: {output:?}");
-        }
+    let Ok(status) = tokio::time::timeout(Duration::from_secs(30), run).await else {
+        // Stop the client we started (by its PID) before failing.
+        let _ = child.start_kill();
+        panic!("the node client (pid {pid:?}) hung; output so far: {output:?}");
     };
     let stderr = stderr.await.unwrap();
     assert!(

@@ -4,6 +4,11 @@
 //
 // Usage: node h2_websocket_client.mjs https://127.0.0.1:PORT/echo   (TLS, ALPN h2)
 //        node h2_websocket_client.mjs http://127.0.0.1:PORT/echo    (h2c, prior knowledge)
+//        node h2_websocket_client.mjs URL goaway
+//
+// With `goaway`: two streams (`?n=1`, `?n=2`) echo, then the session is destroyed with a
+// GOAWAY carrying INTERNAL_ERROR and the connection closes (each server-side WebSocket
+// must end uncleanly); prints `ok`.
 //
 // One connection, three streams (`?n=1`, `?n=2`, `?n=3`, opened one after the other):
 // each echoes; stream 1 is closed with a WebSocket Close (the server must answer Close and
@@ -158,6 +163,8 @@ if (!settings.enableConnectProtocol) {
 }
 if (secure && session.alpnProtocol !== 'h2') fail(`ALPN picked ${session.alpnProtocol}`);
 
+const mode = process.argv[3] ?? 'streams';
+
 async function open(n) {
   const stream = session.request({
     ':method': 'CONNECT',
@@ -171,6 +178,23 @@ async function open(n) {
   if (headers[':status'] !== 200) fail(`stream ${n}: status ${headers[':status']}`);
   if ('sec-websocket-accept' in headers) fail(`stream ${n}: Sec-WebSocket-Accept over HTTP/2`);
   return new Socket(`stream ${n}`, stream);
+}
+
+if (mode === 'goaway') {
+  const one = await open(1);
+  const two = await open(2);
+  await one.echo('one');
+  await two.echo('two');
+  one.resetting = true; // the streams end with the session's error code
+  two.resetting = true;
+  session.removeAllListeners('error');
+  session.on('error', () => {});
+  await new Promise((resolve) => {
+    session.on('close', resolve);
+    session.destroy(null, http2.constants.NGHTTP2_INTERNAL_ERROR);
+  });
+  console.log('ok');
+  process.exit(0);
 }
 
 const first = await open(1);

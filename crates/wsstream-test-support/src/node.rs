@@ -11,7 +11,8 @@ use std::process::Command;
 /// each, closes the first with a WebSocket Close (1000 "bye"; the server must answer
 /// Close and END_STREAM), resets the second (RST_STREAM INTERNAL_ERROR), echoes on the
 /// third and closes it (1000 "done"); prints `ok` and exits 0, or prints `FAIL: …` to
-/// stderr and exits 1.
+/// stderr and exits 1. With a second argument `goaway` it opens two streams, echoes on
+/// both, then ends the connection with a GOAWAY carrying INTERNAL_ERROR.
 pub fn h2_websocket_client() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -379,16 +379,22 @@ async fn wrong_requests_over_http2_get_400() {
     driver.abort();
 }
 
-/// Runs the Node.js client against `url` and checks the server side of its three
-/// streams: the one it closes with a WebSocket Close ends cleanly (1000), the one it
-/// resets ends with 1006, the third one echoes to the end and closes cleanly.
-async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocketStream>) {
+/// Runs the Node.js client against `url` (with `mode`, `streams` or `goaway`) until it
+/// exits, and returns the server side of the streams it opened (`count` of them), in
+/// the order of their `?n=` query; `None` when `node` is not installed (outside CI).
+async fn run_node(
+    url: &str,
+    mode: &str,
+    count: usize,
+    streams: &mut mpsc::UnboundedReceiver<WebSocketStream>,
+) -> Option<Vec<WebSocketStream>> {
     if !node::available("the Node.js HTTP/2 client test") {
-        return;
+        return None;
     }
     let mut child = tokio::process::Command::new("node")
         .arg(node::h2_websocket_client())
-        .arg(&url)
+        .arg(url)
+        .arg(mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -409,7 +415,7 @@ async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocket
     let mut output = Vec::new();
     let mut server_side = Vec::new();
     let run = async {
-        while server_side.len() < 3 {
+        while server_side.len() < count {
             server_side.push(streams.recv().await.unwrap());
         }
         while let Some(line) = stdout.next_line().await.unwrap() {
@@ -428,8 +434,18 @@ async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocket
         "node failed ({status}): stdout {output:?}, stderr:\n{stderr}"
     );
     assert!(output.iter().any(|l| l == "ok"), "{output:?}\n{stderr}");
-    // `?n=1` was closed, `?n=2` reset, `?n=3` kept.
     server_side.sort_by_key(|wss| wss.url().to_owned());
+    Some(server_side)
+}
+
+/// Runs the Node.js client against `url` and checks the server side of its three
+/// streams: the one it closes with a WebSocket Close ends cleanly (1000), the one it
+/// resets ends with 1006, the third one echoes to the end and closes cleanly.
+async fn node_client(url: String, mut streams: mpsc::UnboundedReceiver<WebSocketStream>) {
+    let Some(server_side) = run_node(&url, "streams", 3, &mut streams).await else {
+        return;
+    };
+    // `?n=1` was closed, `?n=2` reset, `?n=3` kept.
     let mut results = Vec::new();
     for wss in &server_side {
         results.push(within(wss.closed()).await);
@@ -462,4 +478,21 @@ async fn a_node_http2_client_over_tls_shares_one_connection_between_three_websoc
 async fn a_node_http2_client_with_prior_knowledge_shares_one_connection_between_three_websockets() {
     let (addr, streams) = server(None).await;
     node_client(format!("http://{addr}/echo"), streams).await;
+}
+
+#[tokio::test]
+async fn a_goaway_with_an_error_fails_every_websocket_of_the_connection_with_1006() {
+    let (addr, mut streams) = server(None).await;
+    let url = format!("http://{addr}/echo");
+    let Some(server_side) = run_node(&url, "goaway", 2, &mut streams).await else {
+        return;
+    };
+    // The cause in `source()` is what hyper's stream reports once the connection is gone
+    // (Node resets its streams as it destroys the session): a transport error.
+    for wss in &server_side {
+        let error = within(wss.closed()).await.unwrap_err();
+        assert_eq!(error.close_code(), Some(1006));
+        let chain = error_chain(&error).join(": ");
+        assert!(chain.contains("transport error"), "{chain}");
+    }
 }

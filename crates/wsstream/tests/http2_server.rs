@@ -496,3 +496,74 @@ async fn a_goaway_with_an_error_fails_every_websocket_of_the_connection_with_100
         assert!(chain.contains("transport error"), "{chain}");
     }
 }
+
+/// The axum extractor on an HTTP/2 connection served by `axum::serve` (which announces
+/// ENABLE_CONNECT_PROTOCOL): the route takes CONNECT (`any`), and one handler serves the
+/// page to a GET and the WebSocket to an extended CONNECT.
+#[cfg(feature = "axum")]
+mod axum_route {
+    use axum::Router;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::any;
+    use wsstream::server::axum::WebSocketUpgrade;
+
+    use super::*;
+
+    async fn echo(
+        ws: Option<WebSocketUpgrade>,
+        axum::extract::State(tx): axum::extract::State<mpsc::UnboundedSender<WebSocketStream>>,
+    ) -> Response {
+        let Some(ws) = ws else {
+            return "a page, not a WebSocket".into_response();
+        };
+        ws.select_protocol(&["chat"])
+            .on_upgrade(ServerOptions::default(), |wss| async move {
+                let _ = tx.send(wss.clone());
+                let info = wss.opened().await.unwrap();
+                let (mut reader, mut writer) = (
+                    info.readable.get_reader().unwrap(),
+                    info.writable.get_writer().unwrap(),
+                );
+                while let Ok(Some(message)) = reader.read().await {
+                    if writer.write(message).await.is_err() {
+                        break;
+                    }
+                }
+            })
+    }
+
+    #[tokio::test]
+    async fn an_axum_route_accepts_a_websocket_over_http2() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, mut streams) = mpsc::unbounded_channel();
+        let app = Router::new().route("/echo", any(echo)).with_state(tx);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let (mut client, driver) = h2_client(&addr).await;
+        let mut stream =
+            ClientStream::open(&mut client, &addr, &[("sec-websocket-protocol", "chat")]).await;
+        assert_eq!(stream.response.status(), StatusCode::OK);
+        assert_eq!(stream.response.headers()["sec-websocket-protocol"], "chat");
+        let wss = within(streams.recv()).await.unwrap();
+        let info = wss.opened().await.unwrap();
+        assert_eq!(info.http_version(), http::Version::HTTP_2);
+        assert_eq!(info.protocol, "chat");
+        stream.echoes("over axum").await;
+
+        // The same route answers a plain GET on the same connection.
+        client = client.clone().ready().await.unwrap();
+        let get = Request::get(format!("http://{addr}/echo"))
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(get, true).unwrap();
+        let response = within(response).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+
+        stream.write(Frame::close(Some(1000), "bye"));
+        assert_eq!(stream.read().await.unwrap().close_code(), Some(1000));
+        assert!(stream.read().await.is_none(), "END_STREAM after the Close");
+        assert_eq!(within(wss.closed()).await.unwrap().close_code, Some(1000));
+        driver.abort();
+    }
+}

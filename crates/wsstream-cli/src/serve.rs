@@ -74,7 +74,8 @@ const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the first line on stderr
-    /// is `listening on ws://ADDR`, or `wss://` with TLS).
+    /// is `listening on ws://ADDR`, or `wss://` with TLS). Without TLS, HTTP/1.1 and
+    /// HTTP/2 with prior knowledge (h2c) are both served.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     /// Serve TLS (`wss://`, `https://`) with this certificate chain (PEM: the server's

@@ -27,6 +27,11 @@
 //! * `axum` (implies `hyper`): the `server::axum::WebSocketUpgrade` extractor, whose
 //!   `on_upgrade` runs a callback with the stream.
 //!
+//! With the `http2` feature as well, both accept WebSockets over HTTP/2 (RFC 8441): an
+//! extended CONNECT stream is validated by the same [`HttpUpgrade::from_request`],
+//! answered with `200` instead of `101`, and runs the same connection over the stream;
+//! `server::hyper` describes how to serve HTTP/2 for it.
+//!
 //! ## TLS (`wss://`)
 //!
 //! TLS is a layer below the upgrade: make a [`TlsAcceptor`] once (from PEM files with

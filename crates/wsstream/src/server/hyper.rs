@@ -73,7 +73,7 @@
 //! `hyper_util::server::conn::auto::Builder` (feature `server-auto`) with
 //! `builder.http2().enable_connect_protocol()` and `serve_connection_with_upgrades`. Over
 //! TLS, offer the ALPN protocols `h2` and `http/1.1` (rustls' `ServerConfig::alpn_protocols`,
-//! for example through [`TlsAcceptor::config`](super::TlsAcceptor::config)).
+//! for example through `TlsAcceptor::config` and `TlsAcceptor::new`).
 //!
 //! Closing is per stream (RFC 8441 §6 maps the TCP half-closes of RFC 6455 to the
 //! stream): after the Close handshake the server ends its side of the stream with

@@ -401,4 +401,77 @@ mod tests {
             .unwrap();
         assert_eq!(response.headers()["x-server"], "wsstream");
     }
+
+    /// An extended CONNECT (RFC 8441 §4) as an HTTP/2 server hands it over, `:protocol`
+    /// in the extensions.
+    #[cfg(feature = "http2")]
+    fn extended_connect(protocol: Option<&'static str>, version: &str) -> http::Request<()> {
+        let mut request = http::Request::connect("https://example.com/chat?x=1")
+            .version(Version::HTTP_2)
+            .header("sec-websocket-version", version)
+            .header("sec-websocket-protocol", "chat")
+            .header(
+                "sec-websocket-extensions",
+                "permessage-deflate; client_max_window_bits",
+            )
+            .body(())
+            .unwrap();
+        if let Some(protocol) = protocol {
+            request
+                .extensions_mut()
+                .insert(h2::ext::Protocol::from_static(protocol));
+        }
+        request
+    }
+
+    #[cfg(all(feature = "http2", feature = "deflate"))]
+    #[test]
+    fn an_extended_connect_is_accepted_with_200() {
+        let upgrade =
+            HttpUpgrade::from_request(&extended_connect(Some("websocket"), "13")).unwrap();
+        assert!(upgrade.is_http2());
+        assert_eq!(upgrade.request().resource, "/chat?x=1");
+        assert_eq!(upgrade.request().host, "example.com");
+        let mut extra = HeaderMap::new();
+        extra.insert("x-server", "wsstream".parse().unwrap());
+        let (response, accepted) = upgrade
+            .accept(Some("chat"), &extra, ServerOptions::default())
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(response.version(), Version::HTTP_2);
+        let headers = response.headers();
+        assert_eq!(headers["sec-websocket-protocol"], "chat");
+        assert_eq!(headers["sec-websocket-extensions"], accepted.extensions());
+        assert!(accepted.extensions().starts_with("permessage-deflate"));
+        assert_eq!(headers["x-server"], "wsstream");
+        for absent in ["sec-websocket-accept", "upgrade", "connection"] {
+            assert!(!headers.contains_key(absent), "{absent}");
+        }
+        // `https` in the request's URI: the stream's URL is `wss://`.
+        assert_eq!(accepted.url(), "wss://example.com/chat?x=1");
+        // The handshake's own headers are still refused as extra headers.
+        let mut forged = HeaderMap::new();
+        forged.insert("sec-websocket-accept", "forged".parse().unwrap());
+        let e = upgrade
+            .accept(None, &forged, ServerOptions::default())
+            .unwrap_err();
+        assert!(matches!(e, AcceptError::Response(_)), "{e}");
+    }
+
+    #[cfg(feature = "http2")]
+    #[test]
+    fn a_wrong_http2_request_is_refused_with_400() {
+        for request in [
+            extended_connect(None, "13"),
+            extended_connect(Some("connect-udp"), "13"),
+            extended_connect(Some("websocket"), "8"),
+        ] {
+            let e = HttpUpgrade::from_request(&request).unwrap_err();
+            let response = error_response(&e);
+            assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+            assert!(!response.headers().contains_key("connection"));
+        }
+        let e = HttpUpgrade::from_request(&extended_connect(Some("websocket"), "8")).unwrap_err();
+        assert_eq!(error_response(&e).headers()["sec-websocket-version"], "13");
+    }
 }

@@ -573,10 +573,12 @@ impl<S: AsyncIo> UpgradeRequest<S> {
 
 /// What accepting an upgrade decided before a byte is sent, for both ways in (a byte
 /// stream read by [`read_request`], or a request an HTTP server parsed, [`HttpUpgrade`]):
-/// the engine configured with the negotiated parameters, and the `101` response.
+/// the engine configured with the negotiated parameters, and the `101` response (over
+/// HTTP/2, the `200`).
 pub(crate) struct Negotiated {
     conn: Connection,
-    /// The `101 Switching Protocols` response, as bytes.
+    /// The `101 Switching Protocols` response as bytes (over HTTP/2, the `200` in the
+    /// compact form of `handshake::h2_head`).
     response: Vec<u8>,
     /// The same response as `http` types (what `opened` reports).
     head: http::Response<()>,
@@ -652,7 +654,7 @@ impl Negotiated {
         })
     }
 
-    /// The `101` response as `http` types.
+    /// The `101` (or HTTP/2 `200`) response as `http` types.
     pub(crate) fn head(&self) -> &http::Response<()> {
         &self.head
     }

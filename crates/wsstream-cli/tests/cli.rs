@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wsstream_test_support::certs::{Ca, Leaf};
+use wsstream_test_support::h2_client::H2Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
 /// Generous bound for anything that should take well under a second.
@@ -771,6 +772,7 @@ fn a_client_that_trickles_its_request_is_cut_off_after_10_s() {
 /// Certificates generated for this test run, written as PEM files into a fresh directory.
 struct TlsFiles {
     dir: PathBuf,
+    ca: Ca,
 }
 
 impl TlsFiles {
@@ -788,7 +790,7 @@ impl TlsFiles {
         fs::write(dir.join("cert.pem"), &leaf.cert_pem).expect("write cert.pem");
         fs::write(dir.join("key.pem"), &leaf.key_pem).expect("write key.pem");
         fs::write(dir.join("other-key.pem"), &other.key_pem).expect("write other-key.pem");
-        Self { dir }
+        Self { dir, ca }
     }
 
     fn path(&self, name: &str) -> String {
@@ -910,6 +912,56 @@ fn serve_over_tls_accepts_websockets_over_http2() {
     );
     assert_success(&out);
     assert_eq!(out.stdout, ["still http/1.1"]);
+}
+
+/// The `h2` crate as the client (no Node.js needed): the SETTINGS of `wsstream serve`
+/// enable extended CONNECT (RFC 8441 §3) over TLS (ALPN h2) and in cleartext (prior
+/// knowledge); WebSocket routes answer `200`, the page is served on the same connection.
+#[test]
+fn serve_announces_extended_connect_and_answers_websockets_with_200_over_http2() {
+    let files = TlsFiles::new("h2-client");
+    let tls = files.server();
+    let plain = Server::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let connections = [
+            H2Connection::tls(&tls.addr, files.ca.cert_der(), "localhost").await,
+            H2Connection::cleartext(&plain.addr).await,
+        ];
+        for mut h2 in connections {
+            assert!(h2.extended_connect_enabled(), "{h2:?}");
+            let mut echo = h2.websocket("/echo", &[]).await;
+            let mut protocol = h2
+                .websocket("/protocol", &[("sec-websocket-protocol", "chat")])
+                .await;
+            assert_eq!(echo.response.status(), 200);
+            assert!(!echo.response.headers().contains_key("sec-websocket-accept"));
+            assert_eq!(protocol.response.status(), 200);
+            assert_eq!(
+                protocol.response.headers()["sec-websocket-protocol"],
+                "chat"
+            );
+            let greeting = protocol.read().await.expect("the protocol's name");
+            assert_eq!(greeting.text(), Some("chat"));
+            echo.echoes("over HTTP/2").await;
+            echo.close(1000, "bye").await;
+            protocol.echoes("still here").await;
+            let page = wsstream::http::Request::get(format!("{}://{}/", h2.scheme, h2.authority))
+                .body(())
+                .expect("a request");
+            let (response, body) = h2.request(page).await;
+            assert_eq!(response.status(), 200);
+            assert!(!response.headers().contains_key("connection"));
+            assert!(String::from_utf8_lossy(&body).contains("WebSocketStream"));
+            protocol.close(1000, "").await;
+            h2.driver.abort();
+        }
+    });
+    tls.expect_log("/echo: connected over HTTP/2");
+    plain.expect_log("/protocol: connected over HTTP/2 (protocol \"chat\")");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! WebSockets over HTTP/2 (RFC 8441) on the server side: a hyper HTTP/2 server with
 //! `enable_connect_protocol()` and `HyperUpgrade`, driven by the `h2` crate as an
-//! independent client (extended CONNECT streams carrying hand-made, masked frames) and by
+//! independent client (the test-support crate's `h2_client`: extended CONNECT streams
+//! carrying hand-made, masked frames) and by
 //! Node.js's built-in `http2` module (the test-support crate's `h2_websocket_client.mjs`).
 //!
 //! What is checked: the server's SETTINGS carry ENABLE_CONNECT_PROTOCOL (RFC 8441 §3);
@@ -16,23 +17,21 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use h2::Reason;
-use h2::client::SendRequest;
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use wsstream::http::{self, HeaderMap, StatusCode};
 use wsstream::server::hyper::{Body, HyperUpgrade, error_response};
 use wsstream::server::{ServerOptions, TlsAcceptor};
 use wsstream::{AsyncIo, WebSocketStream};
 use wsstream_test_support::certs::Ca;
-use wsstream_test_support::frames::{Frame, ParsedFrame, parse_frame};
+use wsstream_test_support::h2_client::H2Connection;
 use wsstream_test_support::hostile::error_chain;
 use wsstream_test_support::node;
 
@@ -133,110 +132,20 @@ fn route(
     response
 }
 
-/// One extended CONNECT stream seen from the `h2` client: frames written masked, frames
-/// read from the DATA of the response body.
-struct ClientStream {
-    send: h2::SendStream<Bytes>,
-    recv: h2::RecvStream,
-    buf: BytesMut,
-    response: Response<()>,
-}
-
-impl ClientStream {
-    async fn open(
-        client: &mut SendRequest<Bytes>,
-        authority: &str,
-        extra: &[(&str, &str)],
-    ) -> Self {
-        let mut request = Request::builder()
-            .method(http::Method::CONNECT)
-            .uri(format!("http://{authority}/echo"))
-            .header("sec-websocket-version", "13");
-        for (name, value) in extra {
-            request = request.header(*name, *value);
-        }
-        let mut request = request.body(()).unwrap();
-        request
-            .extensions_mut()
-            .insert(h2::ext::Protocol::from_static("websocket"));
-        let ready = client.clone().ready().await.unwrap();
-        *client = ready;
-        let (response, send) = client.send_request(request, false).unwrap();
-        let response = within(response).await.unwrap();
-        let (parts, recv) = response.into_parts();
-        Self {
-            send,
-            recv,
-            buf: BytesMut::new(),
-            response: Response::from_parts(parts, ()),
-        }
-    }
-
-    fn write(&mut self, frame: Frame) {
-        let bytes = frame.masked([0x37, 0xfa, 0x21, 0x3d]).encode();
-        self.send.send_data(Bytes::from(bytes), false).unwrap();
-    }
-
-    /// The next frame, or `None` once the server ended the stream (END_STREAM).
-    async fn read(&mut self) -> Option<ParsedFrame> {
-        loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
-                let _ = self.buf.split_to(used);
-                return Some(frame);
-            }
-            match within(self.recv.data()).await {
-                Some(Ok(data)) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    self.buf.extend_from_slice(&data);
-                }
-                Some(Err(e)) => panic!("the stream failed: {e}"),
-                None => {
-                    assert!(self.buf.is_empty(), "a partial frame before END_STREAM");
-                    return None;
-                }
-            }
-        }
-    }
-
-    async fn echoes(&mut self, text: &str) {
-        self.write(Frame::text(text));
-        let frame = self.read().await.expect("an echo");
-        assert_eq!(frame.text(), Some(text));
-    }
-}
-
-/// An `h2` client connection to `addr` (cleartext, prior knowledge) once the server's
-/// SETTINGS have arrived with ENABLE_CONNECT_PROTOCOL.
-async fn h2_client(addr: &str) -> (SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let client = within(client.ready()).await.unwrap();
-    within(async {
-        while !client.is_extended_connect_protocol_enabled() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    (client, driver)
-}
-
 #[tokio::test]
 async fn the_settings_allow_extended_connect_and_the_200_carries_the_negotiation() {
     let (addr, mut streams) = server(None).await;
-    let (mut client, driver) = h2_client(&addr).await;
-    assert!(client.is_extended_connect_protocol_enabled());
-    let mut stream = ClientStream::open(
-        &mut client,
-        &addr,
-        &[
-            ("sec-websocket-protocol", "superchat, chat"),
-            ("sec-websocket-extensions", "permessage-deflate"),
-        ],
-    )
-    .await;
+    let mut h2 = H2Connection::cleartext(&addr).await;
+    assert!(h2.extended_connect_enabled());
+    let mut stream = h2
+        .websocket(
+            "/echo",
+            &[
+                ("sec-websocket-protocol", "superchat, chat"),
+                ("sec-websocket-extensions", "permessage-deflate"),
+            ],
+        )
+        .await;
     let response = &stream.response;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
@@ -260,26 +169,53 @@ async fn the_settings_allow_extended_connect_and_the_200_carries_the_negotiation
     assert_eq!(sent.headers()["sec-websocket-protocol"], "chat");
     assert!(!sent.headers().contains_key("sec-websocket-accept"));
 
-    stream.write(Frame::close(Some(1000), "done"));
-    let close = stream.read().await.expect("the server's Close");
-    assert_eq!(close.close_code(), Some(1000));
-    assert!(stream.read().await.is_none(), "END_STREAM after the Close");
+    stream.close(1000, "done").await;
     let closed = within(wss.closed()).await.unwrap();
     assert_eq!(closed.close_code, Some(1000));
-    driver.abort();
+    h2.driver.abort();
+}
+
+#[tokio::test]
+async fn over_tls_alpn_h2_carries_websockets() {
+    let ca = Ca::new("wsstream test CA");
+    let leaf = ca.server(&["localhost", "127.0.0.1"]);
+    let mut config = (*leaf.server_config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let (addr, mut streams) = server(Some(TlsAcceptor::new(Arc::new(config)))).await;
+    let mut h2 = H2Connection::tls(&addr, ca.cert_der(), "localhost").await;
+    assert!(h2.extended_connect_enabled());
+    let mut one = h2.websocket("/echo", &[]).await;
+    let mut two = h2.websocket("/echo", &[]).await;
+    assert_eq!(one.response.status(), StatusCode::OK);
+    let wss = [
+        within(streams.recv()).await.unwrap(),
+        within(streams.recv()).await.unwrap(),
+    ];
+    for wss in &wss {
+        assert_eq!(wss.url(), format!("wss://{addr}/echo"));
+    }
+    one.echoes("one").await;
+    two.echoes("two").await;
+    one.close(1000, "").await;
+    two.echoes("two again").await;
+    two.close(1001, "going").await;
+    for wss in &wss {
+        within(wss.closed()).await.unwrap();
+    }
+    h2.driver.abort();
 }
 
 #[tokio::test]
 async fn a_close_ends_one_stream_a_reset_fails_another_and_the_third_keeps_echoing() {
     let (addr, mut streams) = server(None).await;
-    let (mut client, driver) = h2_client(&addr).await;
-    let mut closing = ClientStream::open(&mut client, &addr, &[]).await;
+    let mut h2 = H2Connection::cleartext(&addr).await;
+    let mut closing = h2.websocket("/echo", &[]).await;
     let closing_wss = within(streams.recv()).await.unwrap();
-    let mut reset = ClientStream::open(&mut client, &addr, &[]).await;
+    let mut reset = h2.websocket("/echo", &[]).await;
     let reset_wss = within(streams.recv()).await.unwrap();
-    let mut cancelled = ClientStream::open(&mut client, &addr, &[]).await;
+    let mut cancelled = h2.websocket("/echo", &[]).await;
     let cancelled_wss = within(streams.recv()).await.unwrap();
-    let mut living = ClientStream::open(&mut client, &addr, &[]).await;
+    let mut living = h2.websocket("/echo", &[]).await;
     let living_wss = within(streams.recv()).await.unwrap();
     for (i, stream) in [&mut closing, &mut reset, &mut cancelled, &mut living]
         .into_iter()
@@ -290,11 +226,7 @@ async fn a_close_ends_one_stream_a_reset_fails_another_and_the_third_keeps_echoi
     }
 
     // A WebSocket close: the server answers Close and ends its side of the stream.
-    closing.write(Frame::close(Some(1000), "bye"));
-    let close = closing.read().await.expect("the server's Close");
-    assert_eq!(close.close_code(), Some(1000));
-    assert_eq!(close.close_reason(), b"bye");
-    assert!(closing.read().await.is_none(), "END_STREAM after the Close");
+    closing.close(1000, "bye").await;
     let closed = within(closing_wss.closed()).await.unwrap();
     assert_eq!(closed.close_code, Some(1000));
     assert_eq!(closed.reason, "bye");
@@ -315,8 +247,8 @@ async fn a_close_ends_one_stream_a_reset_fails_another_and_the_third_keeps_echoi
     living.echoes("after a cancel").await;
 
     // The connection itself goes: the last stream closes uncleanly too.
-    driver.abort();
-    drop((client, living));
+    h2.driver.abort();
+    drop((h2, living));
     let error = within(living_wss.closed()).await.unwrap_err();
     assert_eq!(error.close_code(), Some(1006));
 }
@@ -324,21 +256,13 @@ async fn a_close_ends_one_stream_a_reset_fails_another_and_the_third_keeps_echoi
 #[tokio::test]
 async fn wrong_requests_over_http2_get_400() {
     let (addr, _streams) = server(None).await;
-    let (mut client, driver) = h2_client(&addr).await;
-    async fn status(
-        client: &mut SendRequest<Bytes>,
-        request: Request<()>,
-    ) -> Response<h2::RecvStream> {
-        *client = client.clone().ready().await.unwrap();
-        let (response, _send) = client.send_request(request, true).unwrap();
-        within(response).await.unwrap()
-    }
+    let mut h2 = H2Connection::cleartext(&addr).await;
     // A plain GET on the WebSocket endpoint.
     let get = Request::get(format!("http://{addr}/echo"))
         .header("sec-websocket-version", "13")
         .body(())
         .unwrap();
-    let response = status(&mut client, get).await;
+    let (response, _) = h2.request(get).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(!response.headers().contains_key("connection"));
     // An extended CONNECT with the wrong version, and with none.
@@ -353,7 +277,7 @@ async fn wrong_requests_over_http2_get_400() {
         request
             .extensions_mut()
             .insert(h2::ext::Protocol::from_static("websocket"));
-        let response = status(&mut client, request).await;
+        let (response, _) = h2.request(request).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{version:?}");
         assert_eq!(response.headers()["sec-websocket-version"], "13");
     }
@@ -367,16 +291,11 @@ async fn wrong_requests_over_http2_get_400() {
     request
         .extensions_mut()
         .insert(h2::ext::Protocol::from_static("connect-udp"));
-    let response = status(&mut client, request).await;
+    let (response, body) = h2.request(request).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let mut body = response.into_body();
-    let mut text = Vec::new();
-    while let Some(chunk) = within(body.data()).await {
-        text.extend_from_slice(&chunk.unwrap());
-    }
-    let text = String::from_utf8(text).unwrap();
+    let text = String::from_utf8(body).unwrap();
     assert!(text.contains("RFC 8441"), "{text}");
-    driver.abort();
+    h2.driver.abort();
 }
 
 /// Runs the Node.js client against `url` (with `mode`, `streams` or `goaway`) until it
@@ -540,9 +459,11 @@ mod axum_route {
         let app = Router::new().route("/echo", any(echo)).with_state(tx);
         tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let (mut client, driver) = h2_client(&addr).await;
-        let mut stream =
-            ClientStream::open(&mut client, &addr, &[("sec-websocket-protocol", "chat")]).await;
+        let mut h2 = H2Connection::cleartext(&addr).await;
+        assert!(h2.extended_connect_enabled());
+        let mut stream = h2
+            .websocket("/echo", &[("sec-websocket-protocol", "chat")])
+            .await;
         assert_eq!(stream.response.status(), StatusCode::OK);
         assert_eq!(stream.response.headers()["sec-websocket-protocol"], "chat");
         let wss = within(streams.recv()).await.unwrap();
@@ -552,18 +473,15 @@ mod axum_route {
         stream.echoes("over axum").await;
 
         // The same route answers a plain GET on the same connection.
-        client = client.clone().ready().await.unwrap();
         let get = Request::get(format!("http://{addr}/echo"))
             .body(())
             .unwrap();
-        let (response, _) = client.send_request(get, true).unwrap();
-        let response = within(response).await.unwrap();
+        let (response, body) = h2.request(get).await;
         assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body, b"a page, not a WebSocket");
 
-        stream.write(Frame::close(Some(1000), "bye"));
-        assert_eq!(stream.read().await.unwrap().close_code(), Some(1000));
-        assert!(stream.read().await.is_none(), "END_STREAM after the Close");
+        stream.close(1000, "bye").await;
         assert_eq!(within(wss.closed()).await.unwrap().close_code, Some(1000));
-        driver.abort();
+        h2.driver.abort();
     }
 }

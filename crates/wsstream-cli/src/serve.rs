@@ -31,10 +31,13 @@
 //! connection that stops answering pings for 20 s is closed.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clap::Args;
@@ -43,6 +46,7 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use wsstream::http::{HeaderMap, HeaderValue, header};
 use wsstream::server::hyper::{Body, HyperUpgrade, error_response};
@@ -258,8 +262,9 @@ impl Server {
 
     /// Serves an HTTP/2 connection on `io` with hyper, announcing
     /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 §3) so that WebSockets can be opened
-    /// as extended CONNECT streams; the connection is pinged every [`H2_KEEPALIVE`] and
-    /// closed when a ping goes unanswered.
+    /// as extended CONNECT streams; the client's preface must arrive within
+    /// [`HEAD_TIMEOUT`] ([`PrefaceDeadline`]), and the connection is pinged every
+    /// [`H2_KEEPALIVE`] and closed when a ping goes unanswered.
     async fn h2_connection<S: AsyncIo>(self, io: S, peer: SocketAddr, secure: bool) {
         let service = service_fn(move |request| {
             let response = self.respond(request, peer, secure);
@@ -270,11 +275,19 @@ impl Server {
             .enable_connect_protocol()
             .keep_alive_interval(H2_KEEPALIVE)
             .keep_alive_timeout(H2_KEEPALIVE)
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection(TokioIo::new(PrefaceDeadline::new(io)), service)
             .await;
-        if let Err(e) = served {
-            self.log(peer, format_args!("HTTP/2 connection failed: {e}"));
+        let Err(e) = served else { return };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    return self.log(peer, "no HTTP/2 connection preface within 10 s: closed");
+                }
+            }
+            cause = error.source();
         }
+        self.log(peer, format_args!("HTTP/2 connection failed: {e}"));
     }
 
     /// Serves one HTTP/1.1 request on `io` with hyper (upgrades on, no keep-alive), the
@@ -475,6 +488,88 @@ impl Server {
                 ),
             ),
         }
+    }
+}
+
+/// The I/O of an HTTP/2 connection whose client must send the whole connection preface
+/// within [`HEAD_TIMEOUT`] of the connection being handed to hyper (hyper's HTTP/2 server
+/// has no such deadline; its header read timeout is HTTP/1.1's): until the preface's bytes
+/// have been read, a read still waiting past the deadline fails with `TimedOut`, which
+/// ends the connection. A client that connects over TLS, picks `h2` and then sends
+/// nothing is closed like a slowloris client of HTTP/1.1.
+struct PrefaceDeadline<S> {
+    io: S,
+    /// Bytes read so far (counted up to the preface's length).
+    read: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> PrefaceDeadline<S> {
+    fn new(io: S) -> Self {
+        Self {
+            io,
+            read: 0,
+            deadline: Box::pin(tokio::time::sleep(HEAD_TIMEOUT)),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for PrefaceDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.read = this
+                    .read
+                    .saturating_add(buf.filled().len() - before)
+                    .min(H2_PREFACE.len());
+                Poll::Ready(result)
+            }
+            Poll::Pending
+                if this.read < H2_PREFACE.len() && this.deadline.as_mut().poll(cx).is_ready() =>
+            {
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no HTTP/2 connection preface within 10 s",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wsstream_test_support::certs::{Ca, Leaf};
-use wsstream_test_support::h2_client::H2Connection;
+use wsstream_test_support::h2_client::{H2Connection, tls_h2_stream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
 /// Generous bound for anything that should take well under a second.
@@ -962,6 +962,37 @@ fn serve_announces_extended_connect_and_answers_websockets_with_200_over_http2()
     });
     tls.expect_log("/echo: connected over HTTP/2");
     plain.expect_log("/protocol: connected over HTTP/2 (protocol \"chat\")");
+}
+
+/// A client that completes TLS with ALPN `h2` and then sends nothing (no HTTP/2
+/// preface) is closed after 10 s, like a slowloris client of HTTP/1.1.
+#[test]
+fn a_tls_client_that_picks_h2_and_sends_nothing_is_closed_after_10_s() {
+    use tokio::io::AsyncReadExt;
+    let files = TlsFiles::new("h2-silent");
+    let server = files.server();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let cut_off = runtime.block_on(async {
+        let mut tls = tls_h2_stream(&server.addr, files.ca.cert_der(), "localhost").await;
+        let start = Instant::now();
+        let mut buf = [0; 1024];
+        // The server may send its SETTINGS first; then it closes at the deadline.
+        loop {
+            match tokio::time::timeout(DEADLINE, tls.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break start.elapsed(),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("the server kept the silent HTTP/2 connection open"),
+            }
+        }
+    });
+    assert!(
+        cut_off >= Duration::from_secs(9) && cut_off < Duration::from_secs(15),
+        "{cut_off:?}"
+    );
+    server.expect_log("no HTTP/2 connection preface within 10 s: closed");
 }
 
 #[test]

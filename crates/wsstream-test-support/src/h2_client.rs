@@ -26,6 +26,36 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: no progress within {STEP:?}"))
 }
 
+/// A TLS connection to `addr` trusting `root` (for the name `server_name`) on which the
+/// server accepted ALPN `h2`, before any HTTP/2 byte is sent.
+///
+/// # Panics
+///
+/// When the connection or the TLS handshake fails, or the server picks no `h2`.
+pub async fn tls_h2_stream(
+    addr: &str,
+    root: CertificateDer<'static>,
+    server_name: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root).expect("a valid root");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from(server_name.to_owned()).expect("a server name");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tls = within("TLS handshake", connector.connect(name, tcp))
+        .await
+        .expect("the TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ALPN h2");
+    tls
+}
+
 /// One HTTP/2 connection, once the server's SETTINGS have arrived.
 pub struct H2Connection {
     /// The request handle (clone it to open streams concurrently).
@@ -68,22 +98,7 @@ impl H2Connection {
     /// When the connection, the TLS handshake (or ALPN `h2`) or the HTTP/2 handshake
     /// fails.
     pub async fn tls(addr: &str, root: CertificateDer<'static>, server_name: &str) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(root).expect("a valid root");
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS 1.2 and 1.3")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let name = ServerName::try_from(server_name.to_owned()).expect("a server name");
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let tls = within("TLS handshake", connector.connect(name, tcp))
-            .await
-            .expect("the TLS handshake");
-        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ALPN h2");
+        let tls = tls_h2_stream(addr, root, server_name).await;
         Self::handshake(tls, addr, "https").await
     }
 

@@ -25,10 +25,11 @@
 //! sent it. On HTTP/2 connections the server announces `SETTINGS_ENABLE_CONNECT_PROTOCOL`
 //! (RFC 8441 §3) and a WebSocket is an extended CONNECT stream (RFC 8441 §4), answered
 //! with `200` (§5); many WebSockets (and page loads) share one connection. A client gets
-//! 10 s for its TLS handshake and then 10 s for its request head, or for the HTTP/2
-//! preface (hyper's header read timeout: a deadline, so a client trickling its request,
-//! slowloris, is cut off at 10 s), and a head larger than 16 KiB gets 431. An HTTP/2
-//! connection that stops answering pings for 20 s is closed.
+//! 10 s for its TLS handshake and then 10 s for its request head (hyper's header read
+//! timeout: a deadline, so a client trickling its request, slowloris, is cut off at 10 s)
+//! or for the HTTP/2 connection preface (a deadline of this server's), and a head larger
+//! than 16 KiB gets 431. An HTTP/2 connection that stops answering pings for 20 s is
+//! closed.
 
 use std::convert::Infallible;
 use std::future::Future;

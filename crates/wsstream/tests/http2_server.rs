@@ -29,8 +29,9 @@ use tokio::sync::mpsc;
 use wsstream::http::{self, HeaderMap, StatusCode};
 use wsstream::server::hyper::{Body, HyperUpgrade, error_response};
 use wsstream::server::{ServerOptions, TlsAcceptor};
-use wsstream::{AsyncIo, WebSocketStream};
+use wsstream::{AsyncIo, WebSocketCloseInfo, WebSocketStream};
 use wsstream_test_support::certs::Ca;
+use wsstream_test_support::frames::Frame;
 use wsstream_test_support::h2_client::H2Connection;
 use wsstream_test_support::hostile::error_chain;
 use wsstream_test_support::node;
@@ -251,6 +252,36 @@ async fn a_close_ends_one_stream_a_reset_fails_another_and_the_third_keeps_echoi
     drop((h2, living));
     let error = within(living_wss.closed()).await.unwrap_err();
     assert_eq!(error.close_code(), Some(1006));
+}
+
+/// The server closes: its Close goes out on the stream, the client answers, and the
+/// server ends the stream (END_STREAM); the connection's other stream goes on.
+#[tokio::test]
+async fn a_close_by_the_server_ends_only_its_stream() {
+    let (addr, mut streams) = server(None).await;
+    let mut h2 = H2Connection::cleartext(&addr).await;
+    let mut closed_by_server = h2.websocket("/echo", &[]).await;
+    let wss = within(streams.recv()).await.unwrap();
+    let mut other = h2.websocket("/echo", &[]).await;
+    closed_by_server.echoes("before").await;
+    wss.close(WebSocketCloseInfo {
+        close_code: Some(4000),
+        reason: "server done".into(),
+    })
+    .unwrap();
+    let close = closed_by_server.read().await.expect("the server's Close");
+    assert_eq!(close.close_code(), Some(4000));
+    assert_eq!(close.close_reason(), b"server done");
+    closed_by_server.write(Frame::close(Some(4000), ""));
+    assert!(
+        closed_by_server.read().await.is_none(),
+        "END_STREAM after the Close handshake"
+    );
+    let closed = within(wss.closed()).await.unwrap();
+    assert_eq!(closed.close_code, Some(4000));
+    other.echoes("the other stream goes on").await;
+    other.close(1000, "").await;
+    h2.driver.abort();
 }
 
 #[tokio::test]

@@ -231,6 +231,8 @@ mod conn;
 mod driver;
 mod error;
 mod handshake;
+#[cfg(feature = "http2")]
+mod h2_client;
 mod keepalive;
 pub mod manual;
 mod options;
@@ -254,6 +256,10 @@ pub use error::{
 pub use handshake::HandshakeRejection;
 /// The `http` crate this crate's signatures use (`http::Response`, `http::HeaderMap`, …).
 pub use http;
+#[cfg(feature = "http2")]
+pub use h2_client::{Http2Error, Http2ErrorKind};
+#[cfg(feature = "http2")]
+pub use options::HttpVersionPreference;
 pub use options::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, DEFAULT_USER_AGENT, WebSocketStreamOptions,
 };

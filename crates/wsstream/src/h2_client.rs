@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -31,6 +32,10 @@ const STREAM_WINDOW: u32 = 256 * 1024;
 /// Flow-control window of the whole connection: large, so that streams whose readers
 /// stopped (each holding at most [`STREAM_WINDOW`] of it) do not stall the others.
 const CONNECTION_WINDOW: u32 = 1 << 30;
+
+/// How long an END_STREAM that comes before the closing handshake is held back for a
+/// `RST_STREAM` that may follow it.
+const RESET_GRACE: Duration = Duration::from_millis(100);
 
 /// Why a WebSocket over HTTP/2 could not be opened: the source of a
 /// [`ConnectError::Http2`](crate::ConnectError::Http2). (Feature `http2`.)
@@ -590,6 +595,9 @@ impl Handshake {
                     recv,
                     chunk: Bytes::new(),
                     shut_down: false,
+                    received_end: false,
+                    sent_end: false,
+                    reset_grace: None,
                     _connection: connection,
                 })),
                 leftover: BytesMut::new(),
@@ -659,8 +667,14 @@ struct H2Stream {
     recv: RecvStream,
     /// Received bytes not yet taken.
     chunk: Bytes,
-    /// END_STREAM was sent.
+    /// The engine is done writing (`poll_shutdown`).
     shut_down: bool,
+    /// The server's END_STREAM was read.
+    received_end: bool,
+    /// Our END_STREAM was sent.
+    sent_end: bool,
+    /// The wait for a reset after an early END_STREAM.
+    reset_grace: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Keeps the connection in the pool while this stream lives.
     _connection: Arc<PooledConnection>,
 }
@@ -676,11 +690,32 @@ fn io_error(e: h2::Error) -> io::Error {
     io::Error::new(kind, e)
 }
 
+/// The server reset the stream with `reason` (RFC 9113 §6.4).
+fn reset_error(reason: Reason) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, h2::Error::from(reason))
+}
+
 impl H2Stream {
+    /// Sends END_STREAM (an empty DATA frame, RFC 8441 §5: the orderly close of the
+    /// byte stream, as TCP's FIN) once the engine is done writing and the server has
+    /// ended its side. Like a WebSocket client over TCP, which leaves closing the
+    /// connection to the server (RFC 6455 §7.1.1), the client does not end its side
+    /// first: some servers (Hypercorn) tear down the whole HTTP/2 connection when a
+    /// WebSocket stream is half-closed by the client before the closing handshake is
+    /// over. If the server never ends its side, dropping the stream resets it
+    /// (`RST_STREAM(CANCEL)`) after the close timeout.
+    fn end_stream_if_due(&mut self) {
+        if self.shut_down && self.received_end && !self.sent_end {
+            self.sent_end = true;
+            // If the stream is already reset there is nothing to end.
+            let _ = self.send.send_data(Bytes::new(), true);
+        }
+    }
+
     /// Why the send side is closed: the peer's reset if there was one.
     fn send_closed(&mut self, cx: &mut Context<'_>) -> io::Error {
         match self.send.poll_reset(cx) {
-            Poll::Ready(Ok(reason)) => io_error(h2::Error::from(reason)),
+            Poll::Ready(Ok(reason)) => reset_error(reason),
             Poll::Ready(Err(e)) => io_error(e),
             Poll::Pending => io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -710,8 +745,25 @@ impl AsyncRead for H2Stream {
             match ready!(this.recv.poll_data(cx)) {
                 Some(Ok(data)) => this.chunk = data,
                 Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
-                // END_STREAM: the server's end of the byte stream.
-                None => return Poll::Ready(Ok(())),
+                // END_STREAM: the server's end of the byte stream, unless a reset came
+                // right behind it (Node, for one, ends a stream before resetting it).
+                None => {
+                    if let Poll::Ready(Ok(reason)) = this.send.poll_reset(cx) {
+                        return Poll::Ready(Err(reset_error(reason)));
+                    }
+                    // An end before our side is done is no orderly close: wait a moment
+                    // for a reset that may follow, so that its code reaches the
+                    // application.
+                    if !this.shut_down && !this.received_end {
+                        let grace = this.reset_grace.get_or_insert_with(|| {
+                            Box::pin(tokio::time::sleep(RESET_GRACE))
+                        });
+                        ready!(grace.as_mut().poll(cx));
+                    }
+                    this.received_end = true;
+                    this.end_stream_if_due();
+                    return Poll::Ready(Ok(()));
+                }
             }
         }
     }
@@ -753,12 +805,8 @@ impl AsyncWrite for H2Stream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.shut_down {
-            this.shut_down = true;
-            // END_STREAM (an empty DATA frame). If the stream is already reset there is
-            // nothing to end; the read side reports the reset.
-            let _ = this.send.send_data(Bytes::new(), true);
-        }
+        this.shut_down = true;
+        this.end_stream_if_due();
         Poll::Ready(Ok(()))
     }
 }

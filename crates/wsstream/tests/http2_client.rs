@@ -166,14 +166,19 @@ impl Peer {
         }
     }
 
-    /// How many TCP connections the Node server has accepted.
-    fn connections(&self) -> usize {
-        self.lines
+    /// Asserts that the Node server has accepted exactly `n` TCP connections (its lines
+    /// arrive through a pipe, a moment after the event).
+    fn assert_connections(&self, n: usize) {
+        self.wait_line(|l| l == format!("connection {n}"));
+        std::thread::sleep(Duration::from_millis(50));
+        let count = self
+            .lines
             .lock()
             .unwrap()
             .iter()
             .filter(|l| l.starts_with("connection "))
-            .count()
+            .count();
+        assert_eq!(count, n, "TCP connections accepted by the server");
     }
 }
 
@@ -322,7 +327,8 @@ async fn three_streams_share_one_connection_and_a_reset_fails_only_its_own() {
     a.echo(text("a")).await;
     b.echo(text("b")).await;
     c.echo(text("c")).await;
-    assert_eq!(node.connections(), 1, "the three WebSockets share one TCP connection");
+    // The three WebSockets share one TCP connection.
+    node.assert_connections(1);
 
     // A clean close of one: END_STREAM, no reset.
     a.close_cleanly().await;
@@ -350,7 +356,7 @@ async fn three_streams_share_one_connection_and_a_reset_fails_only_its_own() {
     // The third goes on.
     c.echo(text("still here")).await;
     c.echo(binary(100_000)).await;
-    assert_eq!(node.connections(), 1);
+    node.assert_connections(1);
     c.close_cleanly().await;
 }
 
@@ -378,7 +384,7 @@ async fn a_reader_that_stops_does_not_stall_another_stream() {
         pending > 1024 * 1024,
         "the server sent all but {pending} bytes into a reader that did not read"
     );
-    assert_eq!(node.connections(), 1);
+    node.assert_connections(1);
     // Reading resumes the flow, and nothing was lost.
     for _ in 0..200 {
         let message = tokio::time::timeout(DEADLINE, stalled.reader.read())
@@ -409,12 +415,12 @@ async fn auto_falls_back_to_http11_when_the_server_does_not_allow_extended_conne
     assert_eq!(ws.protocol, "chat");
     ws.echo(text("over HTTP/1.1")).await;
     // The HTTP/2 connection that could not carry it, and the HTTP/1.1 one.
-    assert_eq!(node.connections(), 2);
+    node.assert_connections(2);
     // The origin is remembered: the next WebSocket goes to HTTP/1.1 directly.
     let mut second = open(&url, certs.options()).await;
     assert_eq!(second.info_version, http::Version::HTTP_11);
     second.echo(binary(70_000)).await;
-    assert_eq!(node.connections(), 3);
+    node.assert_connections(3);
     ws.close_cleanly().await;
     second.close_cleanly().await;
 

@@ -56,6 +56,8 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Listening before the port is printed: a connection made then waits in the backlog.
+    sock.listen(128)
     sock.set_inheritable(True)
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]

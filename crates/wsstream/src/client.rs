@@ -387,7 +387,7 @@ async fn connect_once(
             return Ok(Attempt::Redirect { error, location });
         }
     };
-    let deflate = accept_extensions(compression, &response)?;
+    let deflate = accept_extensions(compression, &response).map_err(ConnectError::Extension)?;
     Ok(Attempt::Open(Box::new(Established {
         io,
         leftover,
@@ -407,7 +407,7 @@ async fn connect_once(
 pub(crate) fn accept_extensions(
     compression: Option<&DeflateConfig>,
     response: &wsstream_proto::handshake::HandshakeResponse,
-) -> Result<Option<(DeflateParams, DeflateConfig)>, ConnectError> {
+) -> Result<Option<(DeflateParams, DeflateConfig)>, DeflateNegotiationError> {
     Ok(
         match (
             compression,
@@ -417,10 +417,7 @@ pub(crate) fn accept_extensions(
                 .find(|e| e.name == EXTENSION_NAME),
         ) {
             (Some(config), Some(element)) => {
-                let params = config
-                    .accept_response(element)
-                    .map_err(ConnectError::Extension)?;
-                Some((params, config.clone()))
+                Some((config.accept_response(element)?, config.clone()))
             }
             _ => None,
         },

@@ -4,8 +4,8 @@
 //! WebSocket engine above it is the same as over HTTP/1.1.
 
 use std::collections::{HashMap, HashSet};
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -131,9 +131,7 @@ impl Origin {
         let proxy = match &options.proxy {
             crate::Proxy::None => None,
             crate::Proxy::Url(raw) => Some(raw.clone()),
-            crate::Proxy::FromEnv => {
-                crate::proxy::from_env(url, &|name| std::env::var(name).ok())
-            }
+            crate::Proxy::FromEnv => crate::proxy::from_env(url, &|name| std::env::var(name).ok()),
         };
         #[cfg(not(feature = "proxy"))]
         let proxy = {
@@ -234,16 +232,16 @@ pub(crate) async fn connect(
     }
     let not_supported = |source: Option<h2::Error>| {
         if only {
-            Err(ConnectError::Http2(Http2Error::new(
+            Err(Http2Error::new(
                 Http2ErrorKind::ExtendedConnectNotSupported,
                 source,
-            )))
+            ))
         } else {
             remember_no_h2(&origin);
             Ok(H2Attempt::Http1Fallback)
         }
     };
-    let request = Handshake::new(url, options, headers)?;
+    let request = Handshake::new(url, options, headers).map_err(ConnectError::Handshake)?;
     // A pooled connection may turn out to be going away: then one more try on a new one.
     let mut retried = false;
     loop {
@@ -257,7 +255,9 @@ pub(crate) async fn connect(
                         *current = Arc::downgrade(&connection);
                         (connection, false)
                     }
-                    NewConnection::NoExtendedConnect => return not_supported(None),
+                    NewConnection::NoExtendedConnect => {
+                        return not_supported(None).map_err(ConnectError::Http2);
+                    }
                     NewConnection::Http1(_) if only => {
                         return Err(ConnectError::Http2(Http2Error::new(
                             Http2ErrorKind::NotNegotiated,
@@ -273,29 +273,26 @@ pub(crate) async fn connect(
         };
         match request.send(&connection).await {
             Ok((response, send)) => {
-                return request
-                    .response(response, send, connection, only)
-                    .await
-                    .map(|outcome| match outcome {
-                        Some(attempt) => H2Attempt::Done(attempt),
-                        None => {
-                            remember_no_h2(&origin);
-                            H2Attempt::Http1Fallback
-                        }
-                    })
-                    .or_else(|e| match e {
-                        ResponseError::NotSupported => not_supported(None),
-                        ResponseError::Connect(e) => Err(e),
-                    });
+                return match request.response(response, send, connection, only).await {
+                    Ok(Some(attempt)) => Ok(H2Attempt::Done(attempt)),
+                    Ok(None) => {
+                        remember_no_h2(&origin);
+                        Ok(H2Attempt::Http1Fallback)
+                    }
+                    Err(ResponseError::NotSupported) => {
+                        not_supported(None).map_err(ConnectError::Http2)
+                    }
+                    Err(ResponseError::Connect(e)) => Err(e),
+                };
             }
             Err(e) if e.reason() == Some(Reason::HTTP_1_1_REQUIRED) => {
-                return not_supported(Some(e));
+                return not_supported(Some(e)).map_err(ConnectError::Http2);
             }
             // RFC 9113 §8.7: the request was not processed; for a WebSocket, the server
             // did not want it over HTTP/2.
             Err(e) if e.reason() == Some(Reason::REFUSED_STREAM) && !e.is_go_away() => {
                 if only {
-                    return not_supported(Some(e));
+                    return not_supported(Some(e)).map_err(ConnectError::Http2);
                 }
                 return Ok(H2Attempt::Http1Fallback);
             }
@@ -364,7 +361,10 @@ async fn new_connection(
     if !send.is_extended_connect_protocol_enabled() {
         return Ok(NewConnection::NoExtendedConnect);
     }
-    Ok(NewConnection::Http2(Arc::new(PooledConnection { send, alive })))
+    Ok(NewConnection::Http2(Arc::new(PooledConnection {
+        send,
+        alive,
+    })))
 }
 
 /// Marks a connection dead when its task ends (also when the runtime drops the task).
@@ -474,7 +474,7 @@ impl Handshake {
         url: &Url,
         options: &WebSocketStreamOptions,
         headers: &[(String, String)],
-    ) -> Result<Self, ConnectError> {
+    ) -> Result<Self, HandshakeError> {
         let resource = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
@@ -492,8 +492,7 @@ impl Handshake {
             protocols: &options.protocols,
             extensions: offer.as_deref(),
             headers,
-        })
-        .map_err(ConnectError::Handshake)?;
+        })?;
         let scheme = if url.scheme() == "wss" {
             "https"
         } else {
@@ -503,7 +502,7 @@ impl Handshake {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
-        let invalid = |why: String| ConnectError::Handshake(HandshakeError::InvalidRequest(why));
+        let invalid = HandshakeError::InvalidRequest;
         // RFC 8441 §4: `:method CONNECT`, `:protocol websocket`, and `:scheme`, `:path`
         // and `:authority` as for any request.
         let mut request = Request::builder()
@@ -533,7 +532,7 @@ impl Handshake {
             {
                 continue;
             }
-            let bad = || ConnectError::Handshake(HandshakeError::InvalidHeader(name.clone()));
+            let bad = || HandshakeError::InvalidHeader(name.clone());
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
             let value = HeaderValue::from_str(value).map_err(|_| bad())?;
             fields.append(name, value);
@@ -587,7 +586,7 @@ impl Handshake {
                 .check_h2_response(&fields)
                 .map_err(|e| ResponseError::Connect(ConnectError::Handshake(e)))?;
             let deflate = crate::client::accept_extensions(self.compression.as_ref(), &checked)
-                .map_err(ResponseError::Connect)?;
+                .map_err(|e| ResponseError::Connect(ConnectError::Extension(e)))?;
             let head = crate::handshake::h2_head(status, &parts.headers);
             return Ok(Some(Attempt::Open(Box::new(Established {
                 io: Transport::Other(Box::new(H2Stream {
@@ -755,9 +754,9 @@ impl AsyncRead for H2Stream {
                     // for a reset that may follow, so that its code reaches the
                     // application.
                     if !this.shut_down && !this.received_end {
-                        let grace = this.reset_grace.get_or_insert_with(|| {
-                            Box::pin(tokio::time::sleep(RESET_GRACE))
-                        });
+                        let grace = this
+                            .reset_grace
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RESET_GRACE)));
                         ready!(grace.as_mut().poll(cx));
                     }
                     this.received_end = true;
@@ -785,7 +784,10 @@ impl AsyncWrite for H2Stream {
             if capacity > 0 {
                 let n = capacity.min(buf.len());
                 return Poll::Ready(
-                    match this.send.send_data(Bytes::copy_from_slice(&buf[..n]), false) {
+                    match this
+                        .send
+                        .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+                    {
                         Ok(()) => Ok(n),
                         Err(_) => Err(this.send_closed(cx)),
                     },

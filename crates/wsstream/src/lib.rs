@@ -230,9 +230,9 @@ mod client;
 mod conn;
 mod driver;
 mod error;
-mod handshake;
 #[cfg(feature = "http2")]
 mod h2_client;
+mod handshake;
 mod keepalive;
 pub mod manual;
 mod options;
@@ -253,11 +253,11 @@ pub use error::{
     AbortReason, CancelReason, CloseCodes, ClosedError, ConnectionError, DomException,
     DomExceptionName, OpenError, PingError, StreamError, TypeError, WebSocketError,
 };
+#[cfg(feature = "http2")]
+pub use h2_client::{Http2Error, Http2ErrorKind};
 pub use handshake::HandshakeRejection;
 /// The `http` crate this crate's signatures use (`http::Response`, `http::HeaderMap`, …).
 pub use http;
-#[cfg(feature = "http2")]
-pub use h2_client::{Http2Error, Http2ErrorKind};
 #[cfg(feature = "http2")]
 pub use options::HttpVersionPreference;
 pub use options::{

@@ -70,8 +70,7 @@ impl Certs {
         let ca = Ca::new("wsstream http2 test CA");
         let leaf = ca.server(&["localhost", "127.0.0.1"]);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("wsstream-h2-test-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("wsstream-h2-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("cert.pem"), &leaf.cert_pem).unwrap();
         std::fs::write(dir.join("key.pem"), &leaf.key_pem).unwrap();
@@ -315,7 +314,11 @@ async fn three_streams_share_one_connection_and_a_reset_fails_only_its_own() {
     let node = Peer::node(&certs.args());
     let base = format!("wss://127.0.0.1:{}", node.port);
     // Concurrent first connections to one origin share the connection being made.
-    let urls = [format!("{base}/a"), format!("{base}/b"), format!("{base}/c")];
+    let urls = [
+        format!("{base}/a"),
+        format!("{base}/b"),
+        format!("{base}/c"),
+    ];
     let (mut a, mut b, mut c) = tokio::join!(
         open(&urls[0], certs.options()),
         open(&urls[1], certs.options()),
@@ -466,9 +469,9 @@ async fn http2_only_fails_clearly_without_extended_connect() {
         .unwrap_err();
     let ws_error = error.as_websocket_error().unwrap();
     let connect = sources(&**ws_error)
-    .into_iter()
-    .find_map(|e| e.downcast_ref::<ConnectError>())
-    .unwrap();
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<ConnectError>())
+        .unwrap();
     let ConnectError::Http2(h2) = connect else {
         panic!("not an HTTP/2 error: {}", chain(&**ws_error));
     };
@@ -495,10 +498,10 @@ async fn a_refusal_over_http2_is_a_rejection_with_status_and_body() {
         .unwrap_err();
     let ws_error = error.as_websocket_error().unwrap();
     let rejection = sources(&**ws_error)
-    .into_iter()
-    .find_map(|e| e.downcast_ref::<ConnectError>())
-    .and_then(ConnectError::rejection)
-    .unwrap_or_else(|| panic!("not a rejection: {}", chain(&**ws_error)));
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<ConnectError>())
+        .and_then(ConnectError::rejection)
+        .unwrap_or_else(|| panic!("not a rejection: {}", chain(&**ws_error)));
     assert_eq!(rejection.status(), http::StatusCode::FORBIDDEN);
     assert_eq!(rejection.body(), b"go away");
     assert_eq!(rejection.headers()["content-type"], "text/plain");

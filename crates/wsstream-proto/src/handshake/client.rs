@@ -850,11 +850,8 @@ mod tests {
     #[test]
     fn an_http2_response_gets_the_subprotocol_and_extension_checks() {
         let protocols = strings(&["chat", "superchat"]);
-        let hs = ClientHandshake::with_key(
-            &request(&protocols, Some("permessage-deflate")),
-            KEY,
-        )
-        .unwrap();
+        let hs = ClientHandshake::with_key(&request(&protocols, Some("permessage-deflate")), KEY)
+            .unwrap();
         let ok = hs
             .check_h2_response(&[
                 ("sec-websocket-protocol", b"superchat"),

@@ -148,8 +148,9 @@ impl Origin {
     }
 }
 
-/// One live HTTP/2 connection of the pool. Every WebSocket on it holds an `Arc`; when
-/// the last one is gone the handle drops and the connection closes (GOAWAY).
+/// One live HTTP/2 connection of the pool. The pool and every WebSocket on it hold an
+/// `Arc`; [`IDLE_TIMEOUT`] after its last WebSocket closed the pool lets go of it, the
+/// handle drops and the connection closes (GOAWAY).
 struct PooledConnection {
     send: SendRequest<Bytes>,
     /// False once the task that drives the connection has ended.
@@ -164,7 +165,52 @@ impl PooledConnection {
 
 /// The slot of one origin: the connection in use (if any), behind an async lock held
 /// while a new connection is made, so concurrent first connections share it.
-type Slot = Arc<tokio::sync::Mutex<Weak<PooledConnection>>>;
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<PooledConnection>>>>;
+
+/// How long an HTTP/2 connection without WebSockets stays open for the next one.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often an idle connection is looked at.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Takes `connection` out of `slot` once no WebSocket has used it for [`IDLE_TIMEOUT`],
+/// or at once when it has died.
+fn reap_when_idle(slot: Slot, connection: Weak<PooledConnection>) {
+    tokio::spawn(async move {
+        let mut idle_for = Duration::ZERO;
+        loop {
+            tokio::time::sleep(IDLE_CHECK).await;
+            let Some(live) = connection.upgrade() else {
+                return;
+            };
+            let dead = !live.is_alive();
+            // The pool's reference and this one: no WebSocket uses it.
+            if Arc::strong_count(&live) <= 2 {
+                idle_for += IDLE_CHECK;
+            } else {
+                idle_for = Duration::ZERO;
+            }
+            drop(live);
+            if dead || idle_for >= IDLE_TIMEOUT {
+                // Someone holding the lock may be about to use it: look again later.
+                let Ok(mut current) = slot.try_lock() else {
+                    continue;
+                };
+                let ours = current
+                    .as_ref()
+                    .is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), connection.as_ptr()));
+                if ours && (dead || current.as_ref().is_some_and(|c| Arc::strong_count(c) == 1)) {
+                    *current = None;
+                    return;
+                }
+                if !ours {
+                    return;
+                }
+                idle_for = Duration::ZERO;
+            }
+        }
+    });
+}
 
 /// The process-wide pool: connections per (runtime, origin), since a connection's task
 /// lives on one runtime; and the origins known not to do WebSockets over HTTP/2.
@@ -184,9 +230,13 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 fn slot(origin: &Origin) -> Slot {
     let runtime = tokio::runtime::Handle::current().id();
     let mut pool = pool();
-    // Forget origins with neither a connection nor anyone connecting.
+    // Forget origins with neither a live connection nor anyone connecting (a connection
+    // whose runtime is gone is dead).
     pool.slots.retain(|_, slot| {
-        Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |w| w.strong_count() > 0)
+        Arc::strong_count(slot) > 1
+            || slot
+                .try_lock()
+                .map_or(true, |c| c.as_ref().is_some_and(|c| c.is_alive()))
     });
     pool.slots
         .entry((runtime, origin.clone()))
@@ -248,11 +298,12 @@ pub(crate) async fn connect(
         let slot = slot(&origin);
         let (connection, reused) = {
             let mut current = slot.lock().await;
-            match current.upgrade().filter(|c| c.is_alive()) {
+            match current.clone().filter(|c| c.is_alive()) {
                 Some(connection) => (connection, true),
                 None => match new_connection(url, options).await? {
                     NewConnection::Http2(connection) => {
-                        *current = Arc::downgrade(&connection);
+                        *current = Some(connection.clone());
+                        reap_when_idle(slot.clone(), Arc::downgrade(&connection));
                         (connection, false)
                     }
                     NewConnection::NoExtendedConnect => {
@@ -300,6 +351,13 @@ pub(crate) async fn connect(
                 // The connection went away (GOAWAY, closed) before this stream was
                 // answered: replace it.
                 connection.alive.store(false, Ordering::Release);
+                let mut current = slot.lock().await;
+                if current
+                    .as_ref()
+                    .is_some_and(|c| Arc::ptr_eq(c, &connection))
+                {
+                    *current = None;
+                }
                 retried = true;
             }
             Err(e) => return Err(protocol_error(e)),

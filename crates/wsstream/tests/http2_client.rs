@@ -426,24 +426,105 @@ async fn auto_falls_back_to_http11_when_the_server_does_not_allow_extended_conne
     node.assert_connections(3);
     ws.close_cleanly().await;
     second.close_cleanly().await;
+}
 
-    // Http1Only never tries HTTP/2.
-    let node = Peer::node(&certs.args());
+#[tokio::test]
+async fn http1_only_never_tries_http2() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    // A server that would do WebSockets over HTTP/2, and over HTTP/1.1.
+    let mut args = certs.args();
+    args.push("--allow-http1".into());
+    let node = Peer::node(&args);
     let url = format!("wss://127.0.0.1:{}/echo", node.port);
-    let wss = WebSocketStream::new(
+    let mut ws = open(
         &url,
         certs
             .options()
             .http_version(HttpVersionPreference::Http1Only),
     )
-    .unwrap();
-    // Node's HTTP/2-only server answers TLS with ALPN http/1.1 by closing the connection.
+    .await;
+    assert_eq!(ws.info_version, http::Version::HTTP_11);
+    ws.echo(text("HTTP/1.1 as asked")).await;
+    node.assert_connections(1);
+    // The default on the same server: HTTP/2.
+    let mut h2 = open(&url, certs.options()).await;
+    assert_eq!(h2.info_version, http::Version::HTTP_2);
+    h2.echo(text("HTTP/2 by default")).await;
+    node.assert_connections(2);
+    ws.close_cleanly().await;
+    h2.close_cleanly().await;
+}
+
+#[tokio::test]
+async fn a_connection_going_away_is_not_reused_and_one_that_ends_fails_its_streams() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    let node = Peer::node(&certs.args());
+    let base = format!("wss://127.0.0.1:{}", node.port);
+    let mut a = open(&format!("{base}/a"), certs.options()).await;
+    let mut b = open(&format!("{base}/b"), certs.options()).await;
+    a.echo(text("a")).await;
+    b.echo(text("b")).await;
+    node.assert_connections(1);
+
+    // GOAWAY: the open streams go on, the next WebSocket gets a new connection.
+    a.writer.write(text("goaway")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = open(&format!("{base}/c"), certs.options()).await;
+    assert_eq!(c.info_version, http::Version::HTTP_2);
+    c.echo(text("on a new connection")).await;
+    node.assert_connections(2);
+    a.echo(text("a still open")).await;
+    b.echo(text("b still open")).await;
+
+    // The first connection ends under its streams: both close uncleanly, with the HTTP/2
+    // error as the cause; the new connection is not affected.
+    a.writer.write(text("destroy")).await.unwrap();
+    for ws in [&a, &b] {
+        let error = tokio::time::timeout(DEADLINE, ws.wss.closed())
+            .await
+            .unwrap()
+            .unwrap_err();
+        let error = error.as_websocket_error().unwrap();
+        assert_eq!(error.close_code(), Some(1006));
+        let io = sources(&**error)
+            .into_iter()
+            .find_map(|e| e.downcast_ref::<std::io::Error>())
+            .unwrap_or_else(|| panic!("no I/O error in {}", chain(&**error)));
+        let h2 = io.get_ref().map(|e| format!("{e:?}")).unwrap_or_default();
+        assert!(h2.starts_with("Error { kind:"), "not an h2 error: {h2}");
+    }
+    c.echo(text("c unaffected")).await;
+    c.close_cleanly().await;
+}
+
+#[tokio::test]
+async fn redirects_are_followed_over_http2_when_allowed() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    let node = Peer::node(&certs.args());
+    let url = format!("wss://127.0.0.1:{}/redirect", node.port);
+    let mut ws = open(&url, certs.options().max_redirects(1)).await;
+    assert_eq!(ws.info_version, http::Version::HTTP_2);
+    ws.echo(text("after a redirect")).await;
+    node.assert_connections(1);
+    ws.close_cleanly().await;
+    node.wait_line(|l| l == "closed /echo?redirected rst=0");
+    // Not followed by default (as in the browser): the redirect fails the handshake.
+    let wss = WebSocketStream::new(&url, certs.options()).unwrap();
     let error = tokio::time::timeout(DEADLINE, wss.opened())
         .await
         .unwrap()
         .unwrap_err();
     let error = connect_error(&wss, &error);
-    assert!(!error.contains("HTTP/2"), "{error}");
+    assert!(error.contains("301"), "{error}");
 }
 
 #[tokio::test]

@@ -14,8 +14,9 @@
 //
 // Echo: every data frame comes back unmasked with the same opcode and FIN bit; a Ping gets a
 // Pong; a Close is answered with a Close and END_STREAM. Text messages with a meaning:
-// `reset` makes the server reset the stream (RST_STREAM CANCEL); `flood:N` makes it send N
-// binary messages of 16 KiB. Frames from the client must be masked (else Close 1002).
+// `reset` makes the server reset the stream (RST_STREAM CANCEL); `goaway` makes it send
+// GOAWAY on the connection (the open streams go on); `destroy` closes the connection; `flood:N` makes it send N binary messages of
+// 16 KiB. The path `/redirect` answers 301 to `/echo?redirected`, `/reject` 403. Frames from the client must be masked (else Close 1002).
 'use strict';
 const http2 = require('http2');
 const crypto = require('crypto');
@@ -115,6 +116,16 @@ function echo(io, path, reset) {
         reset();
         return;
       }
+      if (text === 'goaway' && io.session) {
+        // A graceful shutdown's GOAWAY: the open streams go on, no new ones.
+        io.session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+        return;
+      }
+      if (text === 'destroy' && io.session) {
+        // The connection ends under its streams (TCP closed).
+        io.session.destroy();
+        return;
+      }
       const m = /^flood:(\d+)$/.exec(text);
       if (m) {
         const chunk = Buffer.alloc(16 * 1024, 0x61);
@@ -153,6 +164,11 @@ server.on('stream', (stream, headers) => {
     return;
   }
   stream.on('close', () => console.log(`closed ${path} rst=${stream.rstCode}`));
+  if (path.startsWith('/redirect')) {
+    stream.respond({ ':status': 301, location: '/echo?redirected' });
+    stream.end();
+    return;
+  }
   if (path.startsWith('/reject')) {
     stream.respond({ ':status': 403, 'content-type': 'text/plain' });
     stream.end('go away');

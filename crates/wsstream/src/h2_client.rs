@@ -37,6 +37,13 @@ const CONNECTION_WINDOW: u32 = 1 << 30;
 /// `RST_STREAM` that may follow it.
 const RESET_GRACE: Duration = Duration::from_millis(100);
 
+/// After the closing handshake, how long the client waits for the server's END_STREAM
+/// before it considers the stream done. Over TCP the client waits for the server to close
+/// the connection (so that the server's side is not left in TIME_WAIT); an HTTP/2 stream
+/// has no such cost, and a server that never ends its side must not hold the WebSocket's
+/// `closed` back.
+const END_GRACE: Duration = Duration::from_millis(250);
+
 /// Why a WebSocket over HTTP/2 could not be opened: the source of a
 /// [`ConnectError::Http2`](crate::ConnectError::Http2). (Feature `http2`.)
 #[derive(Debug)]
@@ -655,6 +662,7 @@ impl Handshake {
                     received_end: false,
                     sent_end: false,
                     reset_grace: None,
+                    end_grace: None,
                     _connection: connection,
                 })),
                 leftover: BytesMut::new(),
@@ -732,6 +740,8 @@ struct H2Stream {
     sent_end: bool,
     /// The wait for a reset after an early END_STREAM.
     reset_grace: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The wait for the server's END_STREAM after the closing handshake.
+    end_grace: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Keeps the connection in the pool while this stream lives.
     _connection: Arc<PooledConnection>,
 }
@@ -754,13 +764,15 @@ fn reset_error(reason: Reason) -> io::Error {
 
 impl H2Stream {
     /// Sends END_STREAM (an empty DATA frame, RFC 8441 §5: the orderly close of the
-    /// byte stream, as TCP's FIN) once the engine is done writing and the server has
-    /// ended its side. Like a WebSocket client over TCP, which leaves closing the
-    /// connection to the server (RFC 6455 §7.1.1), the client does not end its side
-    /// first: some servers (Hypercorn) tear down the whole HTTP/2 connection when a
-    /// WebSocket stream is half-closed by the client before the closing handshake is
-    /// over. If the server never ends its side, dropping the stream resets it
-    /// (`RST_STREAM(CANCEL)`) after the close timeout.
+    /// byte stream, as TCP's FIN) once the engine is done writing (after the closing
+    /// handshake) and the server has ended its side. Like a WebSocket client over TCP,
+    /// which leaves closing the connection to the server (RFC 6455 §7.1.1), the client
+    /// does not end its side first: some servers (Hypercorn 0.18) forget a WebSocket
+    /// stream once its closing handshake is over without ending it, and tear down the
+    /// whole HTTP/2 connection, every other WebSocket on it included, when DATA arrives
+    /// on it afterwards. A server that has not ended its side within [`END_GRACE`] of the
+    /// closing handshake gets `RST_STREAM(CANCEL)` instead, when the stream is dropped
+    /// (the WebSocket's close stays clean: it is complete).
     fn end_stream_if_due(&mut self) {
         if self.shut_down && self.received_end && !self.sent_end {
             self.sent_end = true;
@@ -799,7 +811,17 @@ impl AsyncRead for H2Stream {
                 let _ = this.recv.flow_control().release_capacity(n);
                 return Poll::Ready(Ok(()));
             }
-            match ready!(this.recv.poll_data(cx)) {
+            let polled = this.recv.poll_data(cx);
+            if polled.is_pending() && this.shut_down && !this.received_end {
+                let grace = this
+                    .end_grace
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(END_GRACE)));
+                ready!(grace.as_mut().poll(cx));
+                // The server keeps its side open after the closing handshake: the stream
+                // is done all the same (dropping it resets it).
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(polled) {
                 Some(Ok(data)) => this.chunk = data,
                 Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 // END_STREAM: the server's end of the byte stream, unless a reset came
@@ -866,6 +888,9 @@ impl AsyncWrite for H2Stream {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.shut_down = true;
+        if this.recv.is_end_stream() {
+            this.received_end = true;
+        }
         this.end_stream_if_due();
         Poll::Ready(Ok(()))
     }

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-features=(tls rustls-aws-lc-rs rustls-ring webpki-roots proxy deflate tracing hyper axum)
+features=(tls rustls-aws-lc-rs rustls-ring webpki-roots proxy deflate tracing hyper axum http2)
 
 echo "feature-matrix: wsstream --no-default-features"
 cargo clippy -q --locked -p wsstream --no-default-features --lib -- -D warnings

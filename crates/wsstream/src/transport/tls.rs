@@ -116,7 +116,8 @@ struct ClientAuth {
 /// The default verifies the server's certificate with the platform verifier
 /// ([`Roots::Platform`]) against the URL's host name (sent as SNI; an IP-literal host
 /// is checked against the certificate's IP addresses and sends no SNI), offers ALPN
-/// `http/1.1`, and presents no client certificate. Certificate verification cannot be
+/// `http/1.1` (with the `http2` feature and `HttpVersionPreference::Auto` or
+/// `Http2Only`, `h2` and `http/1.1`), and presents no client certificate. Certificate verification cannot be
 /// turned off; to trust a private CA, add its certificate:
 ///
 /// ```no_run
@@ -172,7 +173,9 @@ impl TlsOptions {
 
     /// Options that use `config` as it is: its verifier, roots, client certificate and
     /// ALPN list (set `alpn_protocols` to `[b"http/1.1"]` yourself if the server needs
-    /// ALPN). Every other setting of this value is ignored.
+    /// ALPN). Every other setting of this value is ignored. With the `http2` feature,
+    /// WebSockets over HTTP/2 are tried only if this list offers `h2` (see
+    /// `HttpVersionPreference::Auto`).
     pub fn with_client_config(config: Arc<ClientConfig>) -> Self {
         Self {
             custom: Some(config),

@@ -337,10 +337,7 @@ pub(crate) async fn connect(
                         remember_no_h2(&origin);
                         Ok(H2Attempt::Http1Fallback)
                     }
-                    Err(ResponseError::NotSupported) => {
-                        not_supported(None).map_err(ConnectError::Http2)
-                    }
-                    Err(ResponseError::Connect(e)) => Err(e),
+                    Err(e) => Err(e),
                 };
             }
             Err(e) if e.reason() == Some(Reason::HTTP_1_1_REQUIRED) => {
@@ -519,13 +516,6 @@ pub(crate) async fn http11_transport(
 /// the extra headers over HTTP/2.
 const CONNECTION_HEADERS: [&str; 4] = ["keep-alive", "proxy-connection", "transfer-encoding", "te"];
 
-/// Why a response did not open the WebSocket.
-enum ResponseError {
-    /// The server does not do WebSockets over HTTP/2 (`405` or `501`).
-    NotSupported,
-    Connect(ConnectError),
-}
-
 /// The extended `CONNECT` request of RFC 8441 §4–5, and what checks its response.
 struct Handshake {
     request: Request<()>,
@@ -635,7 +625,7 @@ impl Handshake {
         send: SendStream<Bytes>,
         connection: Arc<PooledConnection>,
         only: bool,
-    ) -> Result<Option<Attempt>, ResponseError> {
+    ) -> Result<Option<Attempt>, ConnectError> {
         let status = response.status();
         let (parts, mut recv) = response.into_parts();
         if status.is_success() {
@@ -649,9 +639,9 @@ impl Handshake {
             let checked = self
                 .checks
                 .check_h2_response(&fields)
-                .map_err(|e| ResponseError::Connect(ConnectError::Handshake(e)))?;
+                .map_err(ConnectError::Handshake)?;
             let deflate = crate::client::accept_extensions(self.compression.as_ref(), &checked)
-                .map_err(|e| ResponseError::Connect(ConnectError::Extension(e)))?;
+                .map_err(ConnectError::Extension)?;
             let head = crate::handshake::h2_head(status, &parts.headers);
             return Ok(Some(Attempt::Open(Box::new(Established {
                 io: Transport::Other(Box::new(H2Stream {
@@ -691,14 +681,15 @@ impl Handshake {
                 }));
             }
         }
-        if matches!(
-            status,
-            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
-        ) {
-            if !only {
-                return Ok(None);
-            }
-            return Err(ResponseError::NotSupported);
+        // How servers say they do not do this over HTTP/2; asked for HTTP/2 only, the
+        // refusal is the error, with its status.
+        if !only
+            && matches!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+            )
+        {
+            return Ok(None);
         }
         // The first bytes of the body, as for an HTTP/1.1 refusal.
         let mut body = BytesMut::new();
@@ -717,8 +708,10 @@ impl Handshake {
         *head.status_mut() = status;
         *head.version_mut() = http::Version::HTTP_2;
         *head.headers_mut() = parts.headers;
-        Err(ResponseError::Connect(ConnectError::Rejected(
-            crate::HandshakeRejection::new(head, reason, body.freeze()),
+        Err(ConnectError::Rejected(crate::HandshakeRejection::new(
+            head,
+            reason,
+            body.freeze(),
         )))
     }
 }

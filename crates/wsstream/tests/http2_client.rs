@@ -528,6 +528,115 @@ async fn redirects_are_followed_over_http2_when_allowed() {
 }
 
 #[tokio::test]
+async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    // RST_STREAM(HTTP_1_1_REQUIRED), and 501 Not Implemented, on a server that also takes
+    // HTTP/1.1 upgrades.
+    for path in ["/http11-required", "/not-implemented"] {
+        let mut args = certs.args();
+        args.push("--allow-http1".into());
+        let node = Peer::node(&args);
+        let url = format!("wss://127.0.0.1:{}{path}", node.port);
+        let mut ws = open(&url, certs.options()).await;
+        assert_eq!(ws.info_version, http::Version::HTTP_11, "{path}");
+        ws.echo(text(path)).await;
+        node.assert_connections(2);
+        ws.close_cleanly().await;
+        // Asked for HTTP/2 only, the refusal is the error.
+        let node = Peer::node(&certs.args());
+        let url = format!("wss://127.0.0.1:{}{path}", node.port);
+        let wss = WebSocketStream::new(
+            &url,
+            certs
+                .options()
+                .http_version(HttpVersionPreference::Http2Only),
+        )
+        .unwrap();
+        let error = tokio::time::timeout(DEADLINE, wss.opened())
+            .await
+            .unwrap()
+            .unwrap_err();
+        let error = connect_error(&wss, &error);
+        match path {
+            "/http11-required" => assert!(
+                error.contains("does not allow WebSockets over HTTP/2"),
+                "{error}"
+            ),
+            _ => assert!(error.contains("501"), "{error}"),
+        }
+    }
+}
+
+/// A TLS WebSocket echo server of this crate's own (ALPN `http/1.1` only), counting the
+/// TCP connections it accepts.
+async fn http11_tls_server(certs: &Certs) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let acceptor: wsstream::server::TlsAcceptor =
+        certs.ca.server(&["localhost", "127.0.0.1"]).acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(wss) =
+                    wsstream::server::accept_tls(tcp, &acceptor, Default::default()).await
+                else {
+                    return;
+                };
+                let Ok(info) = wss.opened().await else { return };
+                let mut reader = info.readable.get_reader().unwrap();
+                let mut writer = info.writable.get_writer().unwrap();
+                while let Ok(Some(message)) = reader.read().await {
+                    if writer.write(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn a_server_that_picks_http11_in_alpn_gets_http11_on_the_same_connection() {
+    let certs = Certs::new();
+    let (port, accepted) = http11_tls_server(&certs).await;
+    let url = format!("wss://127.0.0.1:{port}/echo");
+    let mut ws = open(&url, certs.options()).await;
+    assert_eq!(ws.info_version, http::Version::HTTP_11);
+    ws.echo(text("HTTP/1.1 after ALPN")).await;
+    ws.close_cleanly().await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // HTTP/2 only: the server did not pick h2.
+    let wss = WebSocketStream::new(
+        &url,
+        certs
+            .options()
+            .http_version(HttpVersionPreference::Http2Only),
+    )
+    .unwrap();
+    let error = tokio::time::timeout(DEADLINE, wss.opened())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let ws_error = error.as_websocket_error().unwrap();
+    let connect = sources(&**ws_error)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<ConnectError>())
+        .unwrap();
+    let ConnectError::Http2(h2) = connect else {
+        panic!("not an HTTP/2 error: {}", chain(&**ws_error));
+    };
+    assert_eq!(h2.kind(), Http2ErrorKind::NotNegotiated);
+}
+
+#[tokio::test]
 async fn http2_only_fails_clearly_without_extended_connect() {
     if !node_available() {
         return;

@@ -16,7 +16,8 @@
 // Pong; a Close is answered with a Close and END_STREAM. Text messages with a meaning:
 // `reset` makes the server reset the stream (RST_STREAM CANCEL); `goaway` makes it send
 // GOAWAY on the connection (the open streams go on); `destroy` closes the connection; `flood:N` makes it send N binary messages of
-// 16 KiB. The path `/redirect` answers 301 to `/echo?redirected`, `/reject` 403. Frames from the client must be masked (else Close 1002).
+// 16 KiB. The path `/redirect` answers 301 to `/echo?redirected`, `/reject` 403,
+// `/not-implemented` 501; `/http11-required` resets the stream with HTTP_1_1_REQUIRED. Frames from the client must be masked (else Close 1002).
 'use strict';
 const http2 = require('http2');
 const crypto = require('crypto');
@@ -166,6 +167,15 @@ server.on('stream', (stream, headers) => {
   stream.on('close', () => console.log(`closed ${path} rst=${stream.rstCode}`));
   if (path.startsWith('/redirect')) {
     stream.respond({ ':status': 301, location: '/echo?redirected' });
+    stream.end();
+    return;
+  }
+  if (path.startsWith('/http11-required')) {
+    stream.close(http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
+    return;
+  }
+  if (path.startsWith('/not-implemented')) {
+    stream.respond({ ':status': 501 });
     stream.end();
     return;
   }

@@ -518,7 +518,9 @@ const CONNECTION_HEADERS: [&str; 4] = ["keep-alive", "proxy-connection", "transf
 
 /// The extended `CONNECT` request of RFC 8441 §4–5, and what checks its response.
 struct Handshake {
-    request: Request<()>,
+    /// `:scheme`, `:authority` and `:path`.
+    uri: http::Uri,
+    headers: http::HeaderMap,
     /// The same validation as the HTTP/1.1 handshake (its key is not used).
     checks: ClientHandshake,
     compression: Option<DeflateConfig>,
@@ -558,19 +560,10 @@ impl Handshake {
             None => host.to_owned(),
         };
         let invalid = HandshakeError::InvalidRequest;
-        // RFC 8441 §4: `:method CONNECT`, `:protocol websocket`, and `:scheme`, `:path`
-        // and `:authority` as for any request.
-        let mut request = Request::builder()
-            .method(Method::CONNECT)
-            .version(http::Version::HTTP_2)
-            .uri(format!("{scheme}://{authority}{resource}"))
-            .header("sec-websocket-version", "13")
-            .body(())
+        let uri = http::Uri::try_from(format!("{scheme}://{authority}{resource}"))
             .map_err(|e| invalid(e.to_string()))?;
-        request
-            .extensions_mut()
-            .insert(h2::ext::Protocol::from_static("websocket"));
-        let fields = request.headers_mut();
+        let mut fields = http::HeaderMap::new();
+        fields.insert("sec-websocket-version", HeaderValue::from_static("13"));
         if !options.protocols.is_empty() {
             let value = HeaderValue::try_from(options.protocols.join(", "))
                 .map_err(|e| invalid(e.to_string()))?;
@@ -593,7 +586,8 @@ impl Handshake {
             fields.append(name, value);
         }
         Ok(Self {
-            request,
+            uri,
+            headers: fields,
             checks,
             compression: compression.cloned(),
         })
@@ -605,11 +599,13 @@ impl Handshake {
         connection: &PooledConnection,
     ) -> Result<(http::Response<RecvStream>, SendStream<Bytes>), h2::Error> {
         let mut send = connection.send.clone().ready().await?;
+        // RFC 8441 §4: `:method CONNECT` with `:protocol websocket`, and `:scheme`, `:path`
+        // and `:authority` as for any request.
         let mut request = Request::new(());
-        *request.method_mut() = self.request.method().clone();
-        *request.uri_mut() = self.request.uri().clone();
-        *request.version_mut() = self.request.version();
-        *request.headers_mut() = self.request.headers().clone();
+        *request.method_mut() = Method::CONNECT;
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = http::Version::HTTP_2;
+        *request.headers_mut() = self.headers.clone();
         request
             .extensions_mut()
             .insert(h2::ext::Protocol::from_static("websocket"));

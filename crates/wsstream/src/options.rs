@@ -50,7 +50,10 @@ pub struct WebSocketStreamOptions {
     /// own headers (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`) cannot be
     /// overridden: such a header fails the connection (`opened` fails with a
     /// [`ConnectError::Handshake`](crate::ConnectError::Handshake) naming it). A
-    /// `User-Agent: wsstream/<version>` is sent unless one is given here.
+    /// `User-Agent: wsstream/<version>` is sent unless one is given here. Over HTTP/2
+    /// (feature `http2`) names are sent in lower case and the HTTP/1.1 connection headers
+    /// `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding` and `TE` are left out (RFC
+    /// 9113 §8.2.2).
     pub headers: Vec<(String, String)>,
     /// Largest message accepted (the frame limit is the same); larger ones close the
     /// connection with 1009 before being buffered. Default 64 MiB.

@@ -224,7 +224,9 @@ struct Open {
     writer: wsstream::WebSocketWriter,
     info_version: http::Version,
     status: http::StatusCode,
+    headers: http::HeaderMap,
     protocol: String,
+    extensions: String,
 }
 
 async fn open(url: &str, options: WebSocketStreamOptions) -> Open {
@@ -236,7 +238,9 @@ async fn open(url: &str, options: WebSocketStreamOptions) -> Open {
     Open {
         info_version: info.http_version(),
         status: info.response().status(),
+        headers: info.response().headers().clone(),
         protocol: info.protocol.clone(),
+        extensions: info.extensions.clone(),
         reader: info.readable.get_reader().unwrap(),
         writer: info.writable.get_writer().unwrap(),
         wss,
@@ -289,12 +293,23 @@ async fn node_wss_echoes_text_and_binary_over_http2() {
         &url,
         certs
             .options()
-            .protocols(vec!["chat".into(), "superchat".into()]),
+            .protocols(vec!["chat".into(), "superchat".into()])
+            .headers(vec![("Authorization".into(), "Bearer t0ken".into())]),
     )
     .await;
     assert_eq!(ws.info_version, http::Version::HTTP_2);
     assert_eq!(ws.status, http::StatusCode::OK);
     assert_eq!(ws.protocol, "chat");
+    // The extended CONNECT carried the usual headers, and no Sec-WebSocket-Key.
+    let seen = |name: &str| ws.headers[name].to_str().unwrap().to_owned();
+    assert_eq!(seen("x-seen-scheme"), "https");
+    assert_eq!(seen("x-seen-authority"), format!("127.0.0.1:{}", node.port));
+    assert_eq!(seen("x-seen-user-agent"), wsstream::DEFAULT_USER_AGENT);
+    assert_eq!(seen("x-seen-authorization"), "Bearer t0ken");
+    assert!(seen("x-seen-extensions").starts_with("permessage-deflate"));
+    assert_eq!(seen("x-seen-key"), "none");
+    // Node did not accept the compression offer.
+    assert_eq!(ws.extensions, "");
     ws.echo(text("hello over HTTP/2")).await;
     ws.echo(binary(5)).await;
     // Larger than a stream's flow-control window: both directions wait for window
@@ -728,7 +743,15 @@ async fn hypercorn_echoes_over_http2_with_tls() {
     assert_eq!(ws.info_version, http::Version::HTTP_2);
     assert_eq!(ws.status, http::StatusCode::OK);
     assert_eq!(ws.protocol, "echo");
+    // Hypercorn (wsproto) accepts the permessage-deflate offer: compressed frames over
+    // HTTP/2.
+    assert!(
+        ws.extensions.starts_with("permessage-deflate"),
+        "{}",
+        ws.extensions
+    );
     ws.echo(text("hello hypercorn")).await;
+    ws.echo(text(&"compressible ".repeat(10_000))).await;
     ws.echo(binary(500_000)).await;
     let mut second = open(&url, certs.options()).await;
     assert_eq!(second.info_version, http::Version::HTTP_2);

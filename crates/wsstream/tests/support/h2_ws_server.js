@@ -12,6 +12,9 @@
 // `flood-pending <path> <bytes>` one second after a flood started (bytes the server could not
 // send yet because the client's flow-control window is closed).
 //
+// The 200 response carries `x-seen-*` headers with what the request carried (scheme,
+// authority, user-agent, authorization, sec-websocket-extensions, sec-websocket-key).
+//
 // Echo: every data frame comes back unmasked with the same opcode and FIN bit; a Ping gets a
 // Pong; a Close is answered with a Close and END_STREAM. Text messages with a meaning:
 // `reset` makes the server reset the stream (RST_STREAM CANCEL); `goaway` makes it send
@@ -189,7 +192,16 @@ server.on('stream', (stream, headers) => {
     stream.end();
     return;
   }
-  const response = { ':status': 200 };
+  // What the request carried, for the tests to look at in the response.
+  const response = {
+    ':status': 200,
+    'x-seen-scheme': headers[':scheme'] || 'none',
+    'x-seen-authority': headers[':authority'] || 'none',
+    'x-seen-user-agent': headers['user-agent'] || 'none',
+    'x-seen-authorization': headers.authorization || 'none',
+    'x-seen-extensions': headers['sec-websocket-extensions'] || 'none',
+    'x-seen-key': headers['sec-websocket-key'] || 'none',
+  };
   const offered = headers['sec-websocket-protocol'];
   if (offered) response['sec-websocket-protocol'] = offered.split(',')[0].trim();
   stream.respond(response);

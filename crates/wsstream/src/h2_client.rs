@@ -168,6 +168,15 @@ impl PooledConnection {
     fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
     }
+
+    /// Whether one more WebSocket fits within the server's `SETTINGS_MAX_CONCURRENT_STREAMS`
+    /// (RFC 9113 §6.5.2). Called on the pool's reference: the other references are the
+    /// WebSockets on it and the handshakes under way. A full connection is left to its
+    /// WebSockets and a new one takes its place in the pool (waiting for a free stream
+    /// could take as long as a WebSocket lives).
+    fn has_room(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) - 1 < self.send.current_max_send_streams()
+    }
 }
 
 /// The slot of one origin: the connection in use (if any), behind an async lock held
@@ -305,7 +314,11 @@ pub(crate) async fn connect(
         let slot = slot(&origin);
         let (connection, reused) = {
             let mut current = slot.lock().await;
-            match current.clone().filter(|c| c.is_alive()) {
+            match current
+                .as_ref()
+                .filter(|c| c.is_alive() && c.has_room())
+                .cloned()
+            {
                 Some(connection) => (connection, true),
                 None => match new_connection(url, options).await? {
                     NewConnection::Http2(connection) => {

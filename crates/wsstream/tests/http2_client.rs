@@ -379,6 +379,33 @@ async fn three_streams_share_one_connection_and_a_reset_fails_only_its_own() {
 }
 
 #[tokio::test]
+async fn a_full_connection_makes_room_for_a_new_one() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    let mut args = certs.args();
+    args.extend(["--max-streams".into(), "2".into()]);
+    let node = Peer::node(&args);
+    let base = format!("wss://127.0.0.1:{}", node.port);
+    let mut all = Vec::new();
+    for i in 0..5 {
+        let mut ws = open(&format!("{base}/{i}"), certs.options()).await;
+        assert_eq!(ws.info_version, http::Version::HTTP_2);
+        ws.echo(text(&format!("stream {i}"))).await;
+        all.push(ws);
+    }
+    // Two WebSockets per connection, as the server allows.
+    node.assert_connections(3);
+    for ws in &mut all {
+        ws.echo(text("all still open")).await;
+    }
+    for ws in &all {
+        ws.close_cleanly().await;
+    }
+}
+
+#[tokio::test]
 async fn a_reader_that_stops_does_not_stall_another_stream() {
     if !node_available() {
         return;

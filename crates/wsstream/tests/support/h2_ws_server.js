@@ -2,10 +2,11 @@
 // the tests of wsstream's HTTP/2 client. Written against Node, not against wsstream.
 //
 //   node h2_ws_server.js [--cert FILE --key FILE] [--no-connect-protocol] [--allow-http1]
+//                        [--max-streams N]
 //
 // With --cert/--key: TLS with ALPN h2 (and http/1.1 with --allow-http1); without: h2c
 // (HTTP/2 with prior knowledge). --no-connect-protocol leaves SETTINGS_ENABLE_CONNECT_PROTOCOL
-// out of the SETTINGS. --allow-http1 also accepts HTTP/1.1 WebSocket upgrades (RFC 6455).
+// out of the SETTINGS; --max-streams sets SETTINGS_MAX_CONCURRENT_STREAMS. --allow-http1 also accepts HTTP/1.1 WebSocket upgrades (RFC 6455).
 //
 // Prints to stdout, one line each: `PORT <port>` once listening, `connection <n>` for each
 // TCP connection, `closed <path> rst=<code>` when a WebSocket stream closes,
@@ -143,6 +144,7 @@ function echo(io, path, reset) {
 }
 
 const options = { settings: { enableConnectProtocol: !flag('--no-connect-protocol') } };
+if (arg('--max-streams')) options.settings.maxConcurrentStreams = Number(arg('--max-streams'));
 let server;
 if (arg('--cert')) {
   options.cert = fs.readFileSync(arg('--cert'));

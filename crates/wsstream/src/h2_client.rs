@@ -344,14 +344,15 @@ pub(crate) async fn connect(
         };
         match request.send(&connection).await {
             Ok((response, send)) => {
-                return match request.response(response, send, connection, only).await {
-                    Ok(Some(attempt)) => Ok(H2Attempt::Done(attempt)),
-                    Ok(None) => {
-                        remember_no_h2(&origin);
-                        Ok(H2Attempt::Http1Fallback)
-                    }
-                    Err(e) => Err(e),
-                };
+                return Ok(
+                    match request.response(response, send, connection, only).await? {
+                        Some(attempt) => H2Attempt::Done(attempt),
+                        None => {
+                            remember_no_h2(&origin);
+                            H2Attempt::Http1Fallback
+                        }
+                    },
+                );
             }
             Err(e) if e.reason() == Some(Reason::HTTP_1_1_REQUIRED) => {
                 return not_supported(Some(e)).map_err(ConnectError::Http2);

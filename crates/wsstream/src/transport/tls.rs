@@ -507,3 +507,56 @@ impl TlsAcceptor {
             .await
     }
 }
+
+#[cfg(all(test, feature = "http2", feature = "rustls-aws-lc-rs"))]
+mod http2_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn root(name: &str) -> CertificateDer<'static> {
+        wsstream_test_support::certs::Ca::new(name).cert_der()
+    }
+
+    #[test]
+    fn equal_options_made_apart_share_an_identity_and_different_ones_do_not() {
+        let ca = root("one");
+        let mut a = TlsOptions::with_roots(Roots::Custom(vec![ca.clone()]));
+        let b = TlsOptions::with_roots(Roots::Custom(vec![ca.clone()]));
+        assert_eq!(a.identity(), b.identity());
+        a.add_root(root("two"));
+        assert_ne!(a.identity(), b.identity());
+        assert_ne!(TlsOptions::default().identity(), b.identity());
+        // A configuration of the user's own is told apart by identity, not content.
+        let config = b.client_config().unwrap();
+        let one = TlsOptions::with_client_config(config.clone());
+        let same = TlsOptions::with_client_config(config.clone());
+        let copy = TlsOptions::with_client_config(Arc::new((*config).clone()));
+        assert_eq!(one.identity(), same.identity());
+        assert_ne!(one.identity(), copy.identity());
+    }
+
+    #[test]
+    fn the_alpn_lists_of_http2_and_of_the_fallback() {
+        let options = TlsOptions::with_roots(Roots::Custom(vec![root("ca")]));
+        assert_eq!(
+            options.client_config().unwrap().alpn_protocols,
+            [b"http/1.1"]
+        );
+        let h2 = options.client_config_h2().unwrap();
+        assert_eq!(h2.alpn_protocols, [&b"h2"[..], b"http/1.1"]);
+        assert!(Arc::ptr_eq(&h2, &options.client_config_h2().unwrap()));
+        assert_eq!(
+            options.client_config_http11().unwrap().alpn_protocols,
+            [b"http/1.1"]
+        );
+        // A configuration of the user's own: as it is for HTTP/2, without h2 for the
+        // fallback.
+        let own = Arc::new((*h2).clone());
+        let options = TlsOptions::with_client_config(own.clone());
+        assert!(Arc::ptr_eq(&options.client_config_h2().unwrap(), &own));
+        assert_eq!(
+            options.client_config_http11().unwrap().alpn_protocols,
+            [b"http/1.1"]
+        );
+    }
+}

@@ -545,6 +545,41 @@ async fn a_connection_going_away_is_not_reused_and_one_that_ends_fails_its_strea
     c.close_cleanly().await;
 }
 
+#[cfg(feature = "proxy")]
+#[tokio::test]
+async fn http2_through_an_http_connect_proxy_shares_one_tunnel() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    let node = Peer::node(&certs.args());
+    let proxy = wsstream_test_support::proxies::ProxyServer::http_connect(None)
+        .await
+        .unwrap();
+    let options = || certs.options().proxy(wsstream::Proxy::Url(proxy.url()));
+    let base = format!("wss://127.0.0.1:{}", node.port);
+    let mut a = open(&format!("{base}/a"), options()).await;
+    let mut b = open(&format!("{base}/b"), options()).await;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws.info_version, http::Version::HTTP_2);
+        ws.echo(text("through the proxy")).await;
+    }
+    // One tunnel, one connection at the server, for both WebSockets.
+    assert_eq!(proxy.tunnels(), 1);
+    node.assert_connections(1);
+    // The same origin without the proxy is another connection.
+    let mut direct = open(
+        &format!("{base}/direct"),
+        certs.options().proxy(wsstream::Proxy::None),
+    )
+    .await;
+    direct.echo(text("direct")).await;
+    node.assert_connections(2);
+    for ws in [&a, &b, &direct] {
+        ws.close_cleanly().await;
+    }
+}
+
 #[tokio::test]
 async fn redirects_are_followed_over_http2_when_allowed() {
     if !node_available() {

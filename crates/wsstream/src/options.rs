@@ -134,9 +134,11 @@ pub struct WebSocketStreamOptions {
 /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` setting (RFC 8441 §3); the WebSocket frames are
 /// unchanged. WebSockets to the same origin (scheme, host, port, TLS options and proxy)
 /// made on the same tokio runtime share one HTTP/2 connection, as in browsers. That
-/// connection's I/O runs on a task of its own (spawned on the current runtime, which
-/// multiplexing needs), not on the task that awaits the WebSocketStream as with
-/// HTTP/1.1; it closes when its last WebSocket has closed.
+/// connection's socket I/O runs on one more task, spawned on the current runtime and
+/// shared by its WebSockets (multiplexing needs it driven whichever WebSocket is read or
+/// written); over HTTP/1.1 each WebSocket's own connection task does its socket I/O. The
+/// HTTP/2 connection closes 30 seconds after its last WebSocket has closed. See the
+/// manual's chapter on HTTP/2 ([`manual::http2`](crate::manual::http2)).
 /// [`WebSocketOpenInfo::http_version`](crate::WebSocketOpenInfo::http_version) tells which
 /// version a connection uses. A stream given to
 /// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream) always carries

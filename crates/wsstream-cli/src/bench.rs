@@ -29,12 +29,13 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use futures_sink::Sink as _;
 use hdrhistogram::Histogram;
-use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use wsstream::{
     AbortSignal, DeflateConfig, Message, StreamError, TlsOptions, WebSocketCloseInfo,
     WebSocketReader, WebSocketStream, WebSocketStreamOptions, WebSocketWriter,
@@ -589,14 +590,30 @@ async fn connection(
         return outcome;
     };
 
-    let flow = Flow::new(&shared.pace);
     let phase_start_ns = shared.ns_since_start(phase_start);
-    let mut tally = Tally::default();
-    let ((), received) = tokio::join!(
-        send(id, &shared, &flow, &mut writer, phase_start_ns, &mut tally),
-        receive(id, &shared, &flow, &mut reader, phase_start_ns),
-    );
-    outcome.sent = flow.sent.load(Ordering::Acquire);
+    let (sent, received) = match shared.pace {
+        Pace::Window(window) => {
+            closed_loop(
+                id,
+                &shared,
+                window,
+                &mut writer,
+                &mut reader,
+                phase_start_ns,
+            )
+            .await
+        }
+        Pace::Rate { .. } => {
+            let flow = Flow::new();
+            let mut tally = Tally::default();
+            let ((), received) = tokio::join!(
+                send(id, &shared, &flow, &mut writer, phase_start_ns, &mut tally),
+                receive(id, &shared, &flow, &mut reader, phase_start_ns),
+            );
+            (flow.sent.load(Ordering::Acquire), received)
+        }
+    };
+    outcome.sent = sent;
     outcome.received = received.received;
     outcome.replies = received.replies;
     outcome.mismatched = received.mismatched;
@@ -626,7 +643,8 @@ fn one_line(text: &str) -> String {
     text.replace("\n ", ";").replace('\n', "; ")
 }
 
-/// What the sender and the receiver of one connection share.
+/// What the sender and the receiver of one connection share (fixed-rate runs; a closed
+/// loop runs in one loop, [`closed_loop`]).
 #[derive(Debug)]
 struct Flow {
     /// Messages handed to the writer (counted before the write, so an echo can never
@@ -635,23 +653,16 @@ struct Flow {
     /// Set when the sender stopped; `wake` tells the receiver.
     sending_done: AtomicBool,
     wake: Notify,
-    /// Closed loop: the free places of the window. Closed when the receiver stops.
-    window: Semaphore,
     /// Set when the receiver stopped (the connection ended).
     ended: watch::Sender<bool>,
 }
 
 impl Flow {
-    fn new(pace: &Pace) -> Self {
-        let permits = match *pace {
-            Pace::Window(k) => usize::try_from(k).unwrap_or(usize::MAX),
-            Pace::Rate { .. } => 0,
-        };
+    fn new() -> Self {
         Self {
             sent: AtomicU64::new(0),
             sending_done: AtomicBool::new(false),
             wake: Notify::new(),
-            window: Semaphore::new(permits),
             ended: watch::channel(false).0,
         }
     }
@@ -704,12 +715,127 @@ async fn flush(writer: &mut WebSocketWriter) -> Result<(), StreamError> {
     std::future::poll_fn(|cx| Pin::new(&mut *writer).poll_flush(cx)).await
 }
 
-/// Sends until the quota is sent, the time is up, or the connection ends.
+/// The end of the phase for a connection that started it at `phase_start_ns`, if the run
+/// has a duration.
+fn deadline_ns(shared: &Shared, phase_start_ns: u64) -> Option<u64> {
+    shared
+        .duration
+        .map(|d| phase_start_ns.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+}
+
+/// The closed loop (`--pipeline K`, default 1) of one connection, in one loop as a
+/// hand-written load client would run it: feed messages while fewer than K are
+/// unanswered, write them with one flush, then read a reply; until the quota is sent or
+/// the time is up, then until every message is answered (or the drain time runs out).
+/// Returns the messages sent and what the replies counted.
+async fn closed_loop(
+    id: u32,
+    shared: &Shared,
+    window: u32,
+    writer: &mut WebSocketWriter,
+    reader: &mut WebSocketReader,
+    phase_start_ns: u64,
+) -> (u64, Received) {
+    let quota = shared.quota(id);
+    let deadline_ns = deadline_ns(shared, phase_start_ns);
+    let mut time_up = shared.time_up_tx.subscribe();
+    let mut replies = Replies::new(id, shared, phase_start_ns);
+    let mut tally = Tally::default();
+    let mut sent = 0u64;
+    let mut sending = true;
+    let mut drain_until = None;
+    'run: loop {
+        if sending {
+            let mut unflushed = 0u32;
+            while sent - replies.out.replies < u64::from(window) {
+                let now = shared.now_ns();
+                if quota.is_some_and(|quota| sent >= quota)
+                    || shared.time_up.load(Ordering::Relaxed)
+                    || deadline_ns.is_some_and(|end| now >= end)
+                {
+                    sending = false;
+                    break;
+                }
+                let message = shared.payload.message(Stamp {
+                    conn: id,
+                    seq: sent,
+                    sent_ns: now,
+                });
+                if feed(writer, message).await.is_err() {
+                    // The connection failed; the read below sees it.
+                    sending = false;
+                    break;
+                }
+                sent += 1;
+                unflushed += 1;
+                tally.add(&shared.live.sent, now);
+                if unflushed >= MAX_BATCH {
+                    if flush(writer).await.is_err() {
+                        sending = false;
+                        break;
+                    }
+                    unflushed = 0;
+                }
+            }
+            if unflushed > 0 && flush(writer).await.is_err() {
+                sending = false;
+            }
+        }
+        if !sending {
+            if replies.out.replies >= sent {
+                break;
+            }
+            drain_until.get_or_insert_with(|| tokio::time::Instant::now() + shared.drain);
+        }
+        let read = match drain_until {
+            Some(deadline) => tokio::select! {
+                read = reader.read() => read,
+                () = tokio::time::sleep_until(deadline) => break,
+            },
+            None => tokio::select! {
+                biased;
+                read = reader.read() => read,
+                _ = time_up.wait_for(|up| *up) => {
+                    sending = false;
+                    continue;
+                }
+            },
+        };
+        let mut next = Poll::Ready(read);
+        // With more than one in flight, take the replies that are already here (buffered,
+        // or readable without waiting) before sending more: the window then refills in
+        // one burst written with one flush, not one write per reply.
+        while let Poll::Ready(read) = next {
+            match read {
+                Ok(Some(message)) => {
+                    replies.take(&message, sent);
+                }
+                Ok(None) => {
+                    replies.out.end = ReceiveEnd::PeerClosed;
+                    break 'run;
+                }
+                Err(_) => {
+                    replies.out.end = ReceiveEnd::Failed;
+                    break 'run;
+                }
+            }
+            next = if replies.out.replies < sent {
+                std::future::poll_fn(|cx| Poll::Ready(reader.poll_read(cx))).await
+            } else {
+                Poll::Pending
+            };
+        }
+    }
+    tally.flush(&shared.live.sent, shared.now_ns());
+    (sent, replies.finish())
+}
+
+/// Sends on schedule (`-r`) until the quota is sent, the time is up, or the connection
+/// ends.
 ///
-/// Messages that may go out at once (free places in the window, or a schedule that is
-/// due) are fed into the writer's send buffer and written with one flush, before the
-/// sender waits and at least every [`MAX_BATCH`] messages: one socket write for a burst,
-/// as a browser's send queue would do, instead of one per message.
+/// Messages that are due are fed into the writer's send buffer and written with one
+/// flush, before the sender waits and at least every [`MAX_BATCH`] messages: one socket
+/// write for a burst, as a browser's send queue would do, instead of one per message.
 async fn send(
     id: u32,
     shared: &Shared,
@@ -721,9 +847,7 @@ async fn send(
     let quota = shared.quota(id);
     // The end of the phase, checked on every message as well as by the timer task (whose
     // wake-up may come a little late).
-    let deadline_ns = shared
-        .duration
-        .map(|d| phase_start_ns.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
+    let deadline_ns = deadline_ns(shared, phase_start_ns);
     let mut time_up = shared.time_up_tx.subscribe();
     let mut ended = flow.ended.subscribe();
     let mut seq = 0u64;
@@ -732,51 +856,27 @@ async fn send(
         if quota.is_some_and(|quota| seq >= quota) || shared.time_up.load(Ordering::Relaxed) {
             break;
         }
-        // The next message may go now, or must wait (for an echo, or for its time).
-        let due = shared.intended_ns(phase_start_ns, id, seq);
-        if due.is_some_and(|due| deadline_ns.is_some_and(|end| due >= end)) {
+        let due = shared
+            .intended_ns(phase_start_ns, id, seq)
+            .unwrap_or(phase_start_ns);
+        if deadline_ns.is_some_and(|end| due >= end) {
             break;
         }
-        let ready = match (shared.pace, due) {
-            (Pace::Window(_), _) => match flow.window.try_acquire() {
-                Ok(permit) => {
-                    permit.forget();
-                    true
-                }
-                Err(TryAcquireError::Closed) => break,
-                Err(TryAcquireError::NoPermits) => false,
-            },
-            // Due within the timer's resolution: send now (see TIMER_SLACK_NS).
-            (Pace::Rate { .. }, due) => {
-                due.unwrap_or(0) <= shared.now_ns().saturating_add(TIMER_SLACK_NS)
-            }
-        };
-        if !ready {
+        // Due within the timer's resolution: send now (see TIMER_SLACK_NS).
+        if due > shared.now_ns().saturating_add(TIMER_SLACK_NS) {
             if unflushed > 0 {
                 if flush(writer).await.is_err() {
                     break;
                 }
                 unflushed = 0;
             }
-            match due {
-                None => tokio::select! {
-                    biased;
-                    _ = time_up.wait_for(|up| *up) => break,
-                    permit = flow.window.acquire() => match permit {
-                        Ok(permit) => permit.forget(),
-                        Err(_) => break,
-                    },
-                },
-                Some(due) => {
-                    let wake = due.saturating_sub(TIMER_SLACK_NS);
-                    let at = shared.run_start + Duration::from_nanos(wake);
-                    tokio::select! {
-                        biased;
-                        _ = time_up.wait_for(|up| *up) => break,
-                        _ = ended.wait_for(|ended| *ended) => break,
-                        () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
-                    }
-                }
+            let wake = due.saturating_sub(TIMER_SLACK_NS);
+            let at = shared.run_start + Duration::from_nanos(wake);
+            tokio::select! {
+                biased;
+                _ = time_up.wait_for(|up| *up) => break,
+                _ = ended.wait_for(|ended| *ended) => break,
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
             }
         }
         if *ended.borrow() {
@@ -804,8 +904,8 @@ async fn send(
                 break;
             }
             unflushed = 0;
-            // A sender that is behind its schedule, or whose window never closes, must
-            // still let the receiver (and the other tasks of this worker) run.
+            // A sender that is behind its schedule must still let the receiver (and the
+            // other tasks of this worker) run.
             tokio::task::coop::consume_budget().await;
         }
     }
@@ -877,8 +977,95 @@ impl Recorder<'_> {
     }
 }
 
-/// Reads and checks the echoes until every sent message is answered (after the sender
-/// stopped), the drain time runs out, or the connection ends.
+/// Checks one connection's replies against what it sent: each echo must be the next
+/// message, byte for byte; its round trip (and, at a fixed rate, its latency from the
+/// intended send time) goes to the histograms.
+struct Replies<'a> {
+    id: u32,
+    shared: &'a Shared,
+    phase_start_ns: u64,
+    out: Received,
+    recorder: Recorder<'a>,
+    tally: Tally,
+    mismatch_tally: Tally,
+    /// The sequence number of the next expected echo.
+    expected: u64,
+}
+
+impl<'a> Replies<'a> {
+    fn new(id: u32, shared: &'a Shared, phase_start_ns: u64) -> Self {
+        Self {
+            id,
+            shared,
+            phase_start_ns,
+            out: Received {
+                end: ReceiveEnd::Done,
+                received: 0,
+                replies: 0,
+                mismatched: 0,
+                bytes: 0,
+                done_at: Instant::now(),
+            },
+            recorder: Recorder {
+                shared,
+                rtt: Vec::with_capacity(Recorder::BATCH),
+                latency: Vec::new(),
+            },
+            tally: Tally::default(),
+            mismatch_tally: Tally::default(),
+            expected: 0,
+        }
+    }
+
+    /// Counts `message`, received when `sent` messages had been sent; returns whether it
+    /// answered one of them.
+    fn take(&mut self, message: &Message, sent: u64) -> bool {
+        let shared = self.shared;
+        let now = shared.now_ns();
+        self.out.bytes += message.len() as u64;
+        if self.out.replies >= sent {
+            // Nothing outstanding: not an echo of ours.
+            self.out.mismatched += 1;
+            self.mismatch_tally.add(&shared.live.mismatched, now);
+            return false;
+        }
+        self.out.replies += 1;
+        match shared.payload.check(message) {
+            Some(stamp) if stamp.conn == self.id && stamp.seq == self.expected => {
+                self.expected += 1;
+                self.out.received += 1;
+                let latency = shared
+                    .intended_ns(self.phase_start_ns, self.id, stamp.seq)
+                    .map(|due| now.saturating_sub(due.min(stamp.sent_ns)));
+                self.recorder
+                    .record(now.saturating_sub(stamp.sent_ns), latency);
+                self.tally.add(&shared.live.received, now);
+            }
+            stamp => {
+                if let Some(stamp) = stamp.filter(|s| s.conn == self.id && s.seq > self.expected) {
+                    // Skipped some: those stay unanswered.
+                    self.expected = stamp.seq + 1;
+                }
+                self.out.mismatched += 1;
+                self.mismatch_tally.add(&shared.live.mismatched, now);
+            }
+        }
+        true
+    }
+
+    /// Publishes what is left in the batches; the counts.
+    fn finish(mut self) -> Received {
+        self.out.done_at = Instant::now();
+        self.recorder.flush();
+        let now = self.shared.now_ns();
+        self.tally.flush(&self.shared.live.received, now);
+        self.mismatch_tally.flush(&self.shared.live.mismatched, now);
+        self.out
+    }
+}
+
+/// Reads and checks the echoes of a fixed-rate run until every sent message is answered
+/// (after the sender stopped), the drain time runs out, or the connection ends.
 async fn receive(
     id: u32,
     shared: &Shared,
@@ -886,27 +1073,11 @@ async fn receive(
     reader: &mut WebSocketReader,
     phase_start_ns: u64,
 ) -> Received {
-    let mut out = Received {
-        end: ReceiveEnd::Done,
-        received: 0,
-        replies: 0,
-        mismatched: 0,
-        bytes: 0,
-        done_at: Instant::now(),
-    };
-    let mut recorder = Recorder {
-        shared,
-        rtt: Vec::with_capacity(Recorder::BATCH),
-        latency: Vec::new(),
-    };
-    let mut tally = Tally::default();
-    let mut mismatch_tally = Tally::default();
-    let mut expected = 0u64;
+    let mut replies = Replies::new(id, shared, phase_start_ns);
     let mut drain_until = None;
-    let window = matches!(shared.pace, Pace::Window(_));
     loop {
         if flow.sending_done.load(Ordering::Acquire) {
-            if out.replies >= flow.sent.load(Ordering::Acquire) {
+            if replies.out.replies >= flow.sent.load(Ordering::Acquire) {
                 break;
             }
             drain_until.get_or_insert_with(|| tokio::time::Instant::now() + shared.drain);
@@ -921,57 +1092,22 @@ async fn receive(
                 () = flow.wake.notified() => continue,
             },
         };
-        let message = match read {
-            Ok(Some(message)) => message,
+        match read {
+            Ok(Some(message)) => {
+                replies.take(&message, flow.sent.load(Ordering::Acquire));
+            }
             Ok(None) => {
-                out.end = ReceiveEnd::PeerClosed;
+                replies.out.end = ReceiveEnd::PeerClosed;
                 break;
             }
             Err(_) => {
-                out.end = ReceiveEnd::Failed;
+                replies.out.end = ReceiveEnd::Failed;
                 break;
-            }
-        };
-        let now = shared.now_ns();
-        out.bytes += message.len() as u64;
-        if out.replies >= flow.sent.load(Ordering::Acquire) {
-            // Nothing outstanding: not an echo of ours.
-            out.mismatched += 1;
-            mismatch_tally.add(&shared.live.mismatched, now);
-            continue;
-        }
-        out.replies += 1;
-        if window {
-            flow.window.add_permits(1);
-        }
-        match shared.payload.check(&message) {
-            Some(stamp) if stamp.conn == id && stamp.seq == expected => {
-                expected += 1;
-                out.received += 1;
-                let latency = shared
-                    .intended_ns(phase_start_ns, id, stamp.seq)
-                    .map(|due| now.saturating_sub(due.min(stamp.sent_ns)));
-                recorder.record(now.saturating_sub(stamp.sent_ns), latency);
-                tally.add(&shared.live.received, now);
-            }
-            stamp => {
-                if let Some(stamp) = stamp.filter(|s| s.conn == id && s.seq > expected) {
-                    // Skipped some: those stay unanswered.
-                    expected = stamp.seq + 1;
-                }
-                out.mismatched += 1;
-                mismatch_tally.add(&shared.live.mismatched, now);
             }
         }
     }
-    out.done_at = Instant::now();
-    flow.window.close();
     flow.ended.send_replace(true);
-    recorder.flush();
-    let now = shared.now_ns();
-    tally.flush(&shared.live.received, now);
-    mismatch_tally.flush(&shared.live.mismatched, now);
-    out
+    replies.finish()
 }
 
 #[cfg(test)]

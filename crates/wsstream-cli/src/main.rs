@@ -46,7 +46,8 @@ struct Cli {
 enum Command {
     /// Run the MDN ping/pong client against an embedded server (or --url).
     Demo(demo::DemoArgs),
-    /// Serve /echo, /pingpong, /protocol, /headers and the demo page at /.
+    /// Serve /echo, /pingpong, /protocol, /headers and the demo page at /, over HTTP/1.1
+    /// and HTTP/2 (WebSockets over HTTP/2: RFC 8441).
     Serve(serve::ServeArgs),
     /// Connect to URL: stdin lines become messages, received messages go to stdout (at a
     /// terminal: an interactive prompt, like `wscat -c URL`).

@@ -11,32 +11,43 @@
 //!   `WebSocketStream` against `/pingpong`.
 //!
 //! With `--tls-cert` and `--tls-key` everything is served over TLS (`wss://` and
-//! `https://`).
+//! `https://`), offering the ALPN protocols `h2` and `http/1.1`.
 //!
 //! Anything else gets a 404.
 //!
-//! hyper serves every connection (HTTP/1.1, one request per connection, like the
-//! browser's page load and its WebSocket): the page and the 404s are plain hyper
-//! responses, and the WebSocket routes are upgraded with
-//! [`wsstream::server::hyper::HyperUpgrade`], which validates the request (RFC 6455
-//! §4.2.1; 400, or 426 for a wrong version), returns the `101` from the service and hands
-//! over a server-role `WebSocketStream` once hyper has sent it. A client gets 10 s for its
-//! TLS handshake and then 10 s for its request head (hyper's header read timeout: a
-//! deadline, so a client trickling its request, slowloris, is cut off at 10 s), and a head
-//! larger than 16 KiB gets 431.
+//! hyper serves every connection, in HTTP/1.1 (one request per connection, like the
+//! browser's page load and its WebSocket) or HTTP/2: over TLS the client's ALPN choice
+//! decides, in cleartext a client that starts with the HTTP/2 connection preface (prior
+//! knowledge, "h2c") gets HTTP/2. The page and the 404s are plain hyper responses, and the
+//! WebSocket routes are accepted with [`wsstream::server::hyper::HyperUpgrade`], which
+//! validates the request (RFC 6455 §4.2.1; 400, or 426 for a wrong version), returns the
+//! `101` from the service and hands over a server-role `WebSocketStream` once hyper has
+//! sent it. On HTTP/2 connections the server announces `SETTINGS_ENABLE_CONNECT_PROTOCOL`
+//! (RFC 8441 §3) and a WebSocket is an extended CONNECT stream (RFC 8441 §4), answered
+//! with `200` (§5); many WebSockets (and page loads) share one connection. A client gets
+//! 10 s for its TLS handshake and then 10 s for its request head (hyper's header read
+//! timeout: a deadline, so a client trickling its request, slowloris, is cut off at 10 s)
+//! or for the HTTP/2 connection preface (a deadline of this server's), and a head larger
+//! than 16 KiB gets 431. An HTTP/2 connection that stops answering pings for 20 s is
+//! closed.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clap::Args;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use wsstream::http::{HeaderMap, HeaderValue, header};
 use wsstream::server::hyper::{Body, HyperUpgrade, error_response};
@@ -56,15 +67,26 @@ const MAX_HEAD: usize = 16 * 1024;
 /// handshake.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The HTTP/2 connection preface (RFC 9113 §3.4), which a cleartext client with prior
+/// knowledge sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An HTTP/2 connection is pinged this often while it is idle, and closed when a ping
+/// goes unanswered for as long.
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+
 /// Arguments of `wsstream serve`.
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the first line on stderr
-    /// is `listening on ws://ADDR`, or `wss://` with TLS).
+    /// is `listening on ws://ADDR`, or `wss://` with TLS). Without TLS, HTTP/1.1 and
+    /// HTTP/2 with prior knowledge (h2c) are both served.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     /// Serve TLS (`wss://`, `https://`) with this certificate chain (PEM: the server's
-    /// certificate first, then intermediates). Needs --tls-key.
+    /// certificate first, then intermediates). Needs --tls-key. ALPN offers `h2` and
+    /// `http/1.1`: HTTP/2 clients (browsers among them) may open their WebSockets as
+    /// extended CONNECT streams of one connection (RFC 8441).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
@@ -72,18 +94,22 @@ pub(crate) struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
-/// Reads the PEM files of --tls-cert and --tls-key into an acceptor.
+/// Reads the PEM files of --tls-cert and --tls-key into an acceptor offering the ALPN
+/// protocols `h2` and `http/1.1`, in this order of preference (RFC 7301).
 fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
-    TlsAcceptor::from_pem(&read(cert)?, &read(key)?).map_err(|e| {
+    let acceptor = TlsAcceptor::from_pem(&read(cert)?, &read(key)?).map_err(|e| {
         format!(
             "cannot use {} and {} for TLS: {e}",
             cert.display(),
             key.display()
         )
-    })
+    })?;
+    let mut config = (**acceptor.config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::new(Arc::new(config)))
 }
 
 /// Runs `wsstream serve` until the process is stopped.
@@ -214,17 +240,55 @@ impl Server {
     }
 
     /// Runs the TLS handshake (within [`HEAD_TIMEOUT`]) if `tls` is given, then serves
-    /// the connection.
+    /// the connection in HTTP/2 when the client chose `h2` by ALPN (or, in cleartext,
+    /// sent the HTTP/2 preface), else in HTTP/1.1.
     async fn accepted(self, tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
         let _ = tcp.set_nodelay(true);
         let Some(tls) = tls else {
-            return self.connection(tcp, peer, false).await;
+            return match starts_with_h2_preface(&tcp).await {
+                Some(true) => self.h2_connection(tcp, peer, false).await,
+                Some(false) => self.connection(tcp, peer, false).await,
+                None => self.log(peer, "no complete request within 10 s: closed"),
+            };
         };
         match tokio::time::timeout(HEAD_TIMEOUT, tls.accept(tcp)).await {
+            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                self.h2_connection(stream, peer, true).await;
+            }
             Ok(Ok(stream)) => self.connection(stream, peer, true).await,
             Ok(Err(e)) => self.log(peer, format_args!("TLS handshake failed: {e}")),
             Err(_) => self.log(peer, "TLS handshake timed out"),
         }
+    }
+
+    /// Serves an HTTP/2 connection on `io` with hyper, announcing
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 §3) so that WebSockets can be opened
+    /// as extended CONNECT streams; the client's preface must arrive within
+    /// [`HEAD_TIMEOUT`] ([`PrefaceDeadline`]), and the connection is pinged every
+    /// [`H2_KEEPALIVE`] and closed when a ping goes unanswered.
+    async fn h2_connection<S: AsyncIo>(self, io: S, peer: SocketAddr, secure: bool) {
+        let service = service_fn(move |request| {
+            let response = self.respond(request, peer, secure);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let served = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .keep_alive_interval(H2_KEEPALIVE)
+            .keep_alive_timeout(H2_KEEPALIVE)
+            .serve_connection(TokioIo::new(PrefaceDeadline::new(io)), service)
+            .await;
+        let Err(e) = served else { return };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    return self.log(peer, "no HTTP/2 connection preface within 10 s: closed");
+                }
+            }
+            cause = error.source();
+        }
+        self.log(peer, format_args!("HTTP/2 connection failed: {e}"));
     }
 
     /// Serves one HTTP/1.1 request on `io` with hyper (upgrades on, no keep-alive), the
@@ -258,9 +322,21 @@ impl Server {
         }
     }
 
-    /// The response to one request: the page, a 404, a refusal, or the `101` of a
-    /// WebSocket route (whose session then runs on a task of its own).
-    fn respond(
+    /// The response to one request: the page, a 404, a refusal, or the `101` (over
+    /// HTTP/2, the `200`) of a WebSocket route (whose session then runs on a task of its
+    /// own).
+    fn respond(self, request: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
+        let http2 = request.version() == Version::HTTP_2;
+        let mut response = self.route(request, peer, secure);
+        if http2 {
+            // HTTP/2 has no `Connection` header (RFC 9113 §8.2.2): the stream ends, not
+            // the connection.
+            response.headers_mut().remove(header::CONNECTION);
+        }
+        response
+    }
+
+    fn route(
         self,
         mut request: Request<Incoming>,
         peer: SocketAddr,
@@ -273,10 +349,13 @@ impl Server {
             let body = "request head too large\n".to_owned();
             return plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &[], body);
         }
-        let upgrade = request
-            .headers()
-            .get(header::UPGRADE)
-            .is_some_and(|value| !value.as_bytes().trim_ascii().is_empty());
+        // A WebSocket attempt: an `Upgrade` header (HTTP/1.1), or a CONNECT (HTTP/2's
+        // extended CONNECT, RFC 8441 §4).
+        let upgrade = method == Method::CONNECT
+            || request
+                .headers()
+                .get(header::UPGRADE)
+                .is_some_and(|value| !value.as_bytes().trim_ascii().is_empty());
         if !upgrade {
             if path == "/" || path == "/index.html" {
                 return self.page(&method, &path, peer);
@@ -324,6 +403,11 @@ impl Server {
             }
         };
         upgrade.set_secure(secure);
+        let over = if upgrade.is_http2() {
+            " over HTTP/2"
+        } else {
+            ""
+        };
         let request = upgrade.request();
         let path = path_of(&request.resource).to_owned();
         let Some(route) = Route::of(&path) else {
@@ -367,8 +451,11 @@ impl Server {
                 Err(e) => return self.log(peer, format_args!("{path}: upgrade failed: {e}")),
             };
             match &protocol {
-                Some(p) => self.log(peer, format_args!("{path}: connected (protocol {p:?})")),
-                None => self.log(peer, format_args!("{path}: connected")),
+                Some(p) => self.log(
+                    peer,
+                    format_args!("{path}: connected{over} (protocol {p:?})"),
+                ),
+                None => self.log(peer, format_args!("{path}: connected{over}")),
             }
             match wss.opened().await {
                 Ok(info) => session(info, route == Route::PingPong, greeting).await,
@@ -403,6 +490,116 @@ impl Server {
             ),
         }
     }
+}
+
+/// The I/O of an HTTP/2 connection whose client must send the whole connection preface
+/// within [`HEAD_TIMEOUT`] of the connection being handed to hyper (hyper's HTTP/2 server
+/// has no such deadline; its header read timeout is HTTP/1.1's): until the preface's bytes
+/// have been read, a read still waiting past the deadline fails with `TimedOut`, which
+/// ends the connection. A client that connects over TLS, picks `h2` and then sends
+/// nothing is closed like a slowloris client of HTTP/1.1.
+struct PrefaceDeadline<S> {
+    io: S,
+    /// Bytes read so far (counted up to the preface's length).
+    read: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> PrefaceDeadline<S> {
+    fn new(io: S) -> Self {
+        Self {
+            io,
+            read: 0,
+            deadline: Box::pin(tokio::time::sleep(HEAD_TIMEOUT)),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for PrefaceDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.read = this
+                    .read
+                    .saturating_add(buf.filled().len() - before)
+                    .min(H2_PREFACE.len());
+                Poll::Ready(result)
+            }
+            Poll::Pending
+                if this.read < H2_PREFACE.len() && this.deadline.as_mut().poll(cx).is_ready() =>
+            {
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no HTTP/2 connection preface within 10 s",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Whether a cleartext client starts with the HTTP/2 connection preface (prior
+/// knowledge), looking at its first bytes without consuming them; `None` when it sends
+/// too little to tell within [`HEAD_TIMEOUT`] (or closes, or the socket fails).
+async fn starts_with_h2_preface(tcp: &TcpStream) -> Option<bool> {
+    let look = async {
+        let mut buf = [0; H2_PREFACE.len()];
+        loop {
+            let n = tcp.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                // Closed before a byte: let the HTTP/1.1 server report it.
+                return Some(false);
+            }
+            if !H2_PREFACE.starts_with(&buf[..n]) {
+                return Some(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(true);
+            }
+            // A prefix of the preface so far: wait for more (peek does not consume).
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(HEAD_TIMEOUT, look)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Sends `greeting` (if any), then echoes every message back (answering `ping` with

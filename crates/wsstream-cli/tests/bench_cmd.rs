@@ -27,8 +27,14 @@ struct Serve {
 
 impl Serve {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `wsstream serve` with extra arguments (`--tls-cert`, `--tls-key`).
+    fn start_with(extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -46,6 +52,7 @@ impl Serve {
         let first = rx.recv_timeout(DEADLINE).expect("the server's first line");
         let addr = first
             .strip_prefix("listening on ws://")
+            .or_else(|| first.strip_prefix("listening on wss://"))
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .to_owned();
         Self { child, addr }
@@ -350,6 +357,11 @@ enum Misbehaviour {
     WrongReplies,
     /// Echoes, but stops reading for 600 ms after the 40th message of each connection.
     StallOnce,
+    /// Refuses (403) a handshake without the subprotocol `bench.v1` and the header
+    /// `X-Bench: yes`; accepts `bench.v1` and echoes otherwise.
+    RequireProtocolAndHeader,
+    /// Echoes the first `n` messages of each connection and ignores the rest.
+    EchoOnly(u32),
 }
 
 fn in_process(misbehaviour: Misbehaviour) -> InProcess {
@@ -374,9 +386,26 @@ fn in_process(misbehaviour: Misbehaviour) -> InProcess {
                         )
                         .await
                     }
-                    Misbehaviour::WrongReplies | Misbehaviour::StallOnce => {
-                        wsstream::server::accept(tcp, options).await
+                    Misbehaviour::RequireProtocolAndHeader => {
+                        let Ok(upgrade) = wsstream::server::read_request(tcp).await else {
+                            return;
+                        };
+                        let request = upgrade.request();
+                        let offered = request.protocols.iter().any(|p| p == "bench.v1");
+                        let header = request.headers.iter().any(|(name, value)| {
+                            name.eq_ignore_ascii_case("x-bench") && value == b"yes"
+                        });
+                        if !(offered && header) {
+                            let _ = upgrade
+                                .reject(403, "Forbidden", "bench.v1 and X-Bench: yes, please")
+                                .await;
+                            return;
+                        }
+                        upgrade.accept(Some("bench.v1"), options).await
                     }
+                    Misbehaviour::WrongReplies
+                    | Misbehaviour::StallOnce
+                    | Misbehaviour::EchoOnly(_) => wsstream::server::accept(tcp, options).await,
                 };
                 let Ok(wss) = wss else { return };
                 serve(wss, misbehaviour).await;
@@ -403,7 +432,11 @@ async fn serve(wss: WebSocketStream, misbehaviour: Misbehaviour) {
                 tokio::time::sleep(Duration::from_millis(600)).await;
                 message
             }
-            Misbehaviour::ResetAfterRead(_) | Misbehaviour::StallOnce => message,
+            Misbehaviour::EchoOnly(n) if count > n => continue,
+            Misbehaviour::ResetAfterRead(_)
+            | Misbehaviour::StallOnce
+            | Misbehaviour::RequireProtocolAndHeader
+            | Misbehaviour::EchoOnly(_) => message,
             Misbehaviour::WrongReplies => Message::from("not what you sent, not at all"),
         };
         if writer.write(reply).await.is_err() {
@@ -747,6 +780,192 @@ fn bench_reports_connections_that_cannot_open() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn bench_long_flags_connections_messages_size_threads_quiet() {
+    let server = Serve::start();
+    let out = bench(&[
+        &server.echo(),
+        "--connections",
+        "4",
+        "--messages",
+        "200",
+        "--size",
+        "1k",
+        "--threads",
+        "2",
+        "--binary",
+        "--json",
+        "--quiet",
+    ]);
+    assert_success(&out);
+    let json = out.json();
+    assert_eq!(json.count("connections"), 4);
+    assert_eq!(json.count("size"), 1024);
+    assert_eq!(json.count("received"), 200, "{json:?}");
+    assert_eq!(json.count("bytes_received"), 200 * 1024);
+    assert_eq!(json.count("clean_closes"), 4);
+    // --quiet: no progress line; the only stderr output would be a problem report.
+    assert!(out.stderr.trim().is_empty(), "{}", out.stderr);
+}
+
+#[test]
+fn bench_long_flags_rate_and_duration() {
+    let server = Serve::start();
+    let out = bench(&[
+        &server.echo(),
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+        "--json",
+        "-q",
+    ]);
+    assert_success(&out);
+    let json = out.json();
+    assert_eq!(json.get("duration_s"), &Json::Number(1.0));
+    assert_eq!(json.get("rate"), &Json::Number(200.0));
+    let sent = json.count("sent");
+    assert!((100..=260).contains(&sent), "sent {sent}: {json:?}");
+    assert_eq!(json.count("received"), sent);
+}
+
+#[test]
+fn bench_protocol_and_header_reach_the_server() {
+    let server = in_process(Misbehaviour::RequireProtocolAndHeader);
+    let out = bench(&[
+        &server.url,
+        "--protocol",
+        "bench.v1",
+        "-H",
+        "X-Bench: yes",
+        "-m",
+        "20",
+        "--json",
+        "-q",
+    ]);
+    assert_success(&out);
+    assert_eq!(out.json().count("received"), 20);
+
+    // Without the header the server refuses the handshake, and the run says why.
+    let out = bench(&[
+        &server.url,
+        "--protocol",
+        "bench.v1",
+        "-m",
+        "20",
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:#?}");
+    let json = out.json();
+    assert_eq!(json.count("failed"), 1);
+    let error = first_error(&json);
+    assert!(error.contains("403"), "{error}");
+}
+
+/// The message of the first entry of the JSON summary's `errors`.
+fn first_error(json: &Json) -> String {
+    let Json::Array(errors) = json.get("errors") else {
+        panic!("errors is not an array: {json:?}");
+    };
+    let Json::String(message) = errors[0].get("message") else {
+        panic!("no message in {json:?}");
+    };
+    message.clone()
+}
+
+#[test]
+fn bench_handshake_timeout_fails_a_server_that_never_answers() {
+    // Accepts TCP connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let url = format!("ws://{}/echo", listener.local_addr().expect("local addr"));
+    let held = thread::spawn(move || {
+        let mut held = Vec::new();
+        if let Ok((tcp, _)) = listener.accept() {
+            held.push(tcp);
+            thread::sleep(Duration::from_secs(5));
+        }
+    });
+    let out = bench(&[
+        &url,
+        "--handshake-timeout",
+        "300ms",
+        "-m",
+        "10",
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:#?}");
+    let json = out.json();
+    assert_eq!(json.count("failed"), 1, "{json:?}");
+    assert!(out.took < Duration::from_secs(4), "took {:?}", out.took);
+    let error = first_error(&json);
+    assert!(
+        error.contains("the opening handshake timed out after 300ms"),
+        "{error}"
+    );
+    drop(held);
+}
+
+#[test]
+fn bench_drain_bounds_the_wait_for_missing_echoes() {
+    // Echoes 10 of 30 messages: 20 stay unanswered, and --drain bounds the wait for them.
+    let server = in_process(Misbehaviour::EchoOnly(10));
+    let out = bench(&[
+        &server.url,
+        "-m",
+        "30",
+        "--pipeline",
+        "30",
+        "--drain",
+        "500ms",
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:#?}");
+    let json = out.json();
+    assert_eq!(json.count("sent"), 30);
+    assert_eq!(json.count("received"), 10);
+    assert_eq!(json.count("unanswered"), 20, "{json:?}");
+    assert!(out.took < Duration::from_secs(10), "took {:?}", out.took);
+    assert!(
+        out.took >= Duration::from_millis(500),
+        "took {:?}",
+        out.took
+    );
+}
+
+#[test]
+fn bench_over_tls_trusts_the_ca_given_with_ca() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the certificate directory");
+    let ca = wsstream_test_support::certs::Ca::new("wsstream bench test CA");
+    let leaf = ca.server(&["localhost", "127.0.0.1"]);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(path("ca.pem"), ca.cert_pem()).expect("write ca.pem");
+    std::fs::write(path("cert.pem"), &leaf.cert_pem).expect("write cert.pem");
+    std::fs::write(path("key.pem"), &leaf.key_pem).expect("write key.pem");
+    let server = Serve::start_with(&[
+        "--tls-cert",
+        &path("cert.pem"),
+        "--tls-key",
+        &path("key.pem"),
+    ]);
+    let url = format!("wss://{}/echo", server.addr);
+
+    let out = bench(&[&url, "--ca", &path("ca.pem"), "-m", "50", "--json", "-q"]);
+    assert_success(&out);
+    assert_eq!(out.json().count("received"), 50);
+
+    // Without --ca the server's certificate is not trusted: the handshake fails.
+    let out = bench(&[&url, "-m", "50", "--json", "-q"]);
+    assert_eq!(out.status.code(), Some(1), "{out:#?}");
+    assert_eq!(out.json().count("failed"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

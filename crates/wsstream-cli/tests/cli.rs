@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wsstream_test_support::certs::{Ca, Leaf};
+use wsstream_test_support::h2_client::{H2Connection, tls_h2_stream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wsstream");
 /// Generous bound for anything that should take well under a second.
@@ -771,6 +772,7 @@ fn a_client_that_trickles_its_request_is_cut_off_after_10_s() {
 /// Certificates generated for this test run, written as PEM files into a fresh directory.
 struct TlsFiles {
     dir: PathBuf,
+    ca: Ca,
 }
 
 impl TlsFiles {
@@ -788,7 +790,7 @@ impl TlsFiles {
         fs::write(dir.join("cert.pem"), &leaf.cert_pem).expect("write cert.pem");
         fs::write(dir.join("key.pem"), &leaf.key_pem).expect("write key.pem");
         fs::write(dir.join("other-key.pem"), &other.key_pem).expect("write other-key.pem");
-        Self { dir }
+        Self { dir, ca }
     }
 
     fn path(&self, name: &str) -> String {
@@ -847,6 +849,163 @@ fn serve_over_tls_and_connect_with_the_ca() {
             .contains(&format!("connected to wss://localhost:{port}/pingpong")),
         "{out:#?}"
     );
+}
+
+/// Runs the Node.js HTTP/2 WebSocket client (three extended CONNECT streams on one
+/// connection: one closed with a WebSocket Close, one reset, one kept echoing) against
+/// `url`; `false` when `node` is not installed (outside CI).
+fn node_h2_client(url: &str) -> bool {
+    if !wsstream_test_support::node::available("the HTTP/2 test of wsstream serve") {
+        return false;
+    }
+    let mut child = Command::new("node")
+        .arg(wsstream_test_support::node::h2_websocket_client())
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let stdout = lines_of(child.stdout.take().expect("node stdout"));
+    let stderr = lines_of(child.stderr.take().expect("node stderr"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            // Stop the client we started before failing.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the node client hung");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // The pipes end with the process: every line arrives before the channels close.
+    let out: Vec<String> = stdout.iter().collect();
+    let err: Vec<String> = stderr.iter().collect();
+    assert!(status.success(), "node: {status}, {out:?}, {err:?}");
+    assert_eq!(out, ["ok"], "{err:?}");
+    true
+}
+
+#[test]
+fn serve_over_tls_accepts_websockets_over_http2() {
+    let files = TlsFiles::new("http2");
+    let server = files.server();
+    if !node_h2_client(&format!("https://{}/echo", server.addr)) {
+        return;
+    }
+    server.expect_log("/echo: connected over HTTP/2");
+    server.expect_log("/echo: closed: code 1000, reason \"bye\"");
+    server.expect_log("/echo: closed uncleanly");
+    server.expect_log("/echo: closed: code 1000, reason \"done\"");
+    // HTTP/1.1 clients keep working on the same server (ALPN http/1.1 or none).
+    let out = run(
+        &[
+            "connect",
+            "--ca",
+            &files.path("ca.pem"),
+            &server.url("/echo"),
+        ],
+        "still http/1.1\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["still http/1.1"]);
+}
+
+/// The `h2` crate as the client (no Node.js needed): the SETTINGS of `wsstream serve`
+/// enable extended CONNECT (RFC 8441 §3) over TLS (ALPN h2) and in cleartext (prior
+/// knowledge); WebSocket routes answer `200`, the page is served on the same connection.
+#[test]
+fn serve_announces_extended_connect_and_answers_websockets_with_200_over_http2() {
+    let files = TlsFiles::new("h2-client");
+    let tls = files.server();
+    let plain = Server::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let connections = [
+            H2Connection::tls(&tls.addr, files.ca.cert_der(), "localhost").await,
+            H2Connection::cleartext(&plain.addr).await,
+        ];
+        for mut h2 in connections {
+            assert!(h2.extended_connect_enabled(), "{h2:?}");
+            let mut echo = h2.websocket("/echo", &[]).await;
+            let mut protocol = h2
+                .websocket("/protocol", &[("sec-websocket-protocol", "chat")])
+                .await;
+            assert_eq!(echo.response.status(), 200);
+            assert!(!echo.response.headers().contains_key("sec-websocket-accept"));
+            assert_eq!(protocol.response.status(), 200);
+            assert_eq!(
+                protocol.response.headers()["sec-websocket-protocol"],
+                "chat"
+            );
+            let greeting = protocol.read().await.expect("the protocol's name");
+            assert_eq!(greeting.text(), Some("chat"));
+            echo.echoes("over HTTP/2").await;
+            echo.close(1000, "bye").await;
+            protocol.echoes("still here").await;
+            let page = wsstream::http::Request::get(format!("{}://{}/", h2.scheme, h2.authority))
+                .body(())
+                .expect("a request");
+            let (response, body) = h2.request(page).await;
+            assert_eq!(response.status(), 200);
+            assert!(!response.headers().contains_key("connection"));
+            assert!(String::from_utf8_lossy(&body).contains("WebSocketStream"));
+            protocol.close(1000, "").await;
+            h2.driver.abort();
+        }
+    });
+    tls.expect_log("/echo: connected over HTTP/2");
+    plain.expect_log("/protocol: connected over HTTP/2 (protocol \"chat\")");
+}
+
+/// A client that completes TLS with ALPN `h2` and then sends nothing (no HTTP/2
+/// preface) is closed after 10 s, like a slowloris client of HTTP/1.1.
+#[test]
+fn a_tls_client_that_picks_h2_and_sends_nothing_is_closed_after_10_s() {
+    use tokio::io::AsyncReadExt;
+    let files = TlsFiles::new("h2-silent");
+    let server = files.server();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let cut_off = runtime.block_on(async {
+        let mut tls = tls_h2_stream(&server.addr, files.ca.cert_der(), "localhost").await;
+        let start = Instant::now();
+        let mut buf = [0; 1024];
+        // The server may send its SETTINGS first; then it closes at the deadline.
+        loop {
+            match tokio::time::timeout(DEADLINE, tls.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break start.elapsed(),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("the server kept the silent HTTP/2 connection open"),
+            }
+        }
+    });
+    assert!(
+        cut_off >= Duration::from_secs(9) && cut_off < Duration::from_secs(15),
+        "{cut_off:?}"
+    );
+    server.expect_log("no HTTP/2 connection preface within 10 s: closed");
+}
+
+#[test]
+fn serve_in_cleartext_accepts_websockets_over_http2_with_prior_knowledge() {
+    let server = Server::start();
+    if !node_h2_client(&format!("http://{}/echo", server.addr)) {
+        return;
+    }
+    server.expect_log("/echo: connected over HTTP/2");
+    server.expect_log("/echo: closed uncleanly");
+    let out = run(&["connect", &server.url("/echo")], "plain\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["plain"]);
 }
 
 #[test]

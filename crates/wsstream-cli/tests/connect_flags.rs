@@ -309,7 +309,7 @@ fn no_close_stays_connected_after_stdin_ends_until_the_server_closes() {
         let _ = wss.close(close_info(1000, "bye"));
         while let Ok(Some(_)) = reader.read().await {}
     });
-    for flag in ["-n", "--keep-open"] {
+    for flag in ["-n", "--no-close", "--keep-open"] {
         let mut client = Client::spawn(&["connect", flag, &format!("ws://{addr}/")]);
         client.send("hi\n");
         client.close_stdin();

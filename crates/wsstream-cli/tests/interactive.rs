@@ -347,3 +347,65 @@ fn ctrl_d_at_the_prompt_closes_with_1000() {
         .expect("a clean close");
     assert_eq!(close.close_code, Some(1000));
 }
+
+#[test]
+fn a_terminal_gets_the_prompt_by_default_and_no_interactive_keeps_the_pipe_mode() {
+    if !tmux_installed() {
+        // CI installs tmux (.ci/run): there, a missing tmux is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required for the interactive mode test in CI"
+        );
+        eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+        return;
+    }
+    let rt = Runtime::new().expect("runtime");
+    let (addr, closes) = echo_server(&rt);
+    let home = TempDir::new("default-home");
+
+    // Without a flag, stdin and stdout being a terminal means the prompt.
+    let command = format!(
+        "env -u WSSTREAM_HISTORY HOME={} {BIN} connect ws://{addr}/echo; \
+         echo \"[exit $?]\"; sleep 60",
+        home.0.display()
+    );
+    let tmux = Tmux::start(120, 30, &command);
+    tmux.wait_for("the prompt", |lines| lines.contains(&">"));
+    tmux.key("C-d");
+    tmux.wait_for("the exit", |lines| lines.contains(&"[exit 0]"));
+    drop(tmux);
+    closes
+        .recv_timeout(SCREEN_TIMEOUT)
+        .expect("the server saw the first connection end");
+
+    // --no-interactive: lines typed at the terminal are sent as in a pipe, the echo is
+    // printed as a plain line, no prompt; Ctrl-D (the end of the input) closes as the
+    // end of piped input does: a Close without a code (the server sees 1005).
+    let command = format!(
+        "env -u WSSTREAM_HISTORY HOME={} {BIN} connect --no-interactive ws://{addr}/echo; \
+         echo \"[exit $?]\"; sleep 60",
+        home.0.display()
+    );
+    let tmux = Tmux::start(120, 30, &command);
+    tmux.wait_for("the connection", |lines| {
+        lines.iter().any(|l| l.starts_with("connected to ws://"))
+    });
+    tmux.type_line("plain mode");
+    // The terminal echoes the typed line once; the server's echo is the second copy.
+    tmux.wait_for("the echo", |lines| {
+        lines.iter().filter(|l| **l == "plain mode").count() == 2
+    });
+    tmux.key("C-d");
+    let screen = tmux.wait_for("the exit", |lines| lines.contains(&"[exit 0]"));
+    assert!(
+        !screen
+            .lines()
+            .any(|l| l.trim_end() == ">" || l.starts_with("> ")),
+        "a prompt in the pipe mode: {screen}"
+    );
+    let close = closes
+        .recv_timeout(SCREEN_TIMEOUT)
+        .expect("the server saw the connection end")
+        .expect("a clean close");
+    assert_eq!(close.close_code, Some(1005));
+}

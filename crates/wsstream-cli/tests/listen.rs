@@ -482,6 +482,75 @@ fn wss_with_tls_cert_and_key() {
 }
 
 #[test]
+fn binary_hex_and_base64_carry_binary_messages_both_ways() {
+    let rt = runtime();
+    // (flags, stdin line, the bytes the client receives (empty: the line as text), the
+    // bytes the client sends, how stdout prints them)
+    type Case = (
+        &'static [&'static str],
+        &'static str,
+        &'static [u8],
+        &'static [u8],
+        &'static str,
+    );
+    let cases: [Case; 4] = [
+        (
+            &["--binary"],
+            "raw line",
+            b"raw line",
+            &[0xff, 0x00],
+            "ff00",
+        ),
+        (
+            &["--binary", "--hex"],
+            "01 02 ff",
+            &[1, 2, 255],
+            &[0xca, 0xfe],
+            "cafe",
+        ),
+        (
+            &["--binary", "--base64"],
+            "aGVsbG8=",
+            b"hello",
+            b"hi!",
+            "aGkh",
+        ),
+        // Without --binary, input lines are text; received binary still prints as base64.
+        (&["--base64"], "plain text", b"", b"\x01\x02", "AQI="),
+    ];
+    for (flags, line, to_client, from_client, printed) in cases {
+        let mut args = vec!["--once"];
+        args.extend_from_slice(flags);
+        let mut listen = Listen::start(&args);
+        let mut client = Client::connect(&rt, &listen.url);
+        listen.expect_log("[1] connected");
+        listen.send(&format!("{line}\n"));
+        let received = rt.block_on(async {
+            tokio::time::timeout(DEADLINE, client.reader.read())
+                .await
+                .expect("a message in time")
+                .expect("a message")
+                .expect("not the end")
+        });
+        match received {
+            Message::Binary(bytes) => {
+                assert!(!to_client.is_empty(), "{flags:?}: binary {bytes:?}");
+                assert_eq!(&bytes[..], to_client, "{flags:?}");
+            }
+            Message::Text(text) => {
+                assert!(to_client.is_empty(), "{flags:?}: text {text}");
+                assert_eq!(text.as_str(), line, "{flags:?}");
+            }
+        }
+        rt.block_on(client.writer.write(from_client.to_vec()))
+            .expect("write");
+        assert_eq!(listen.expect_stdout(), printed, "{flags:?}");
+        listen.close_stdin();
+        assert!(listen.wait().success(), "{flags:?}");
+    }
+}
+
+#[test]
 fn tls_flags_need_each_other() {
     let out = Command::new(BIN)
         .args(["listen", "127.0.0.1:0", "--tls-cert", "cert.pem"])

@@ -27,6 +27,11 @@
 //! * `axum` (implies `hyper`): the `server::axum::WebSocketUpgrade` extractor, whose
 //!   `on_upgrade` runs a callback with the stream.
 //!
+//! With the `http2` feature as well, both accept WebSockets over HTTP/2 (RFC 8441): an
+//! extended CONNECT stream is validated by the same [`HttpUpgrade::from_request`],
+//! answered with `200` instead of `101`, and runs the same connection over the stream;
+//! `server::hyper` describes how to serve HTTP/2 for it.
+//!
 //! ## TLS (`wss://`)
 //!
 //! TLS is a layer below the upgrade: make a [`TlsAcceptor`] once (from PEM files with
@@ -498,7 +503,7 @@ impl<S: AsyncIo> UpgradeRequest<S> {
         options: ServerOptions,
         deadline: Deadline,
     ) -> Result<WebSocketStream, AcceptError> {
-        let negotiated = Negotiated::new(&self.request, protocol, headers, &options)?;
+        let negotiated = Negotiated::new(&self.request, protocol, headers, &options, false)?;
         deadline
             .run(async { Ok(self.io.write_all(&negotiated.response).await?) })
             .await?;
@@ -568,10 +573,12 @@ impl<S: AsyncIo> UpgradeRequest<S> {
 
 /// What accepting an upgrade decided before a byte is sent, for both ways in (a byte
 /// stream read by [`read_request`], or a request an HTTP server parsed, [`HttpUpgrade`]):
-/// the engine configured with the negotiated parameters, and the `101` response.
+/// the engine configured with the negotiated parameters, and the `101` response (over
+/// HTTP/2, the `200`).
 pub(crate) struct Negotiated {
     conn: Connection,
-    /// The `101 Switching Protocols` response, as bytes.
+    /// The `101 Switching Protocols` response as bytes (over HTTP/2, the `200` in the
+    /// compact form of `handshake::h2_head`).
     response: Vec<u8>,
     /// The same response as `http` types (what `opened` reports).
     head: http::Response<()>,
@@ -594,11 +601,15 @@ impl Negotiated {
     ///   [`ServerOptions::compression`] allows it (RFC 7692 §5), else declined;
     /// * `headers` may not hold the handshake's own headers or invalid ones
     ///   ([`AcceptError::Response`]), and `options` must be valid ([`AcceptError::Config`]).
+    ///
+    /// With `http2` the response is the `200` of an extended CONNECT (RFC 8441 §5), kept
+    /// in the compact form of [`h2_head`](crate::handshake::h2_head).
     pub(crate) fn new(
         request: &HandshakeRequest,
         protocol: Option<&str>,
         headers: &http::HeaderMap,
         options: &ServerOptions,
+        http2: bool,
     ) -> Result<Self, AcceptError> {
         if let Some(protocol) = protocol {
             if !request.protocols.iter().any(|p| p == protocol) {
@@ -623,9 +634,13 @@ impl Negotiated {
             deflate,
         );
         let conn = Connection::new(Role::Server, config).map_err(AcceptError::Config)?;
-        let response = request
+        let mut response = request
             .try_accept(protocol, extensions.as_deref(), &extra)
             .map_err(AcceptError::Response)?;
+        if http2 {
+            // The same checks as above; only the form of the response differs.
+            response = h2_accept(protocol, extensions.as_deref(), headers)?.to_vec();
+        }
         Ok(Self {
             conn,
             head: crate::handshake::response_head(&response),
@@ -639,7 +654,7 @@ impl Negotiated {
         })
     }
 
-    /// The `101` response as `http` types.
+    /// The `101` (or HTTP/2 `200`) response as `http` types.
     pub(crate) fn head(&self) -> &http::Response<()> {
         &self.head
     }
@@ -683,6 +698,36 @@ impl std::fmt::Debug for Negotiated {
             .field("extensions", &self.extensions)
             .finish_non_exhaustive()
     }
+}
+
+/// The `200` accepting an extended CONNECT (RFC 8441 §5): `sec-websocket-protocol`,
+/// `sec-websocket-extensions` and the extra `headers`, in the form `opened` reports.
+fn h2_accept(
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Result<bytes::Bytes, AcceptError> {
+    let mut map = http::HeaderMap::with_capacity(headers.len() + 2);
+    let value = |name: &str, value: &str| {
+        http::HeaderValue::from_str(value)
+            .map_err(|_| AcceptError::Response(HandshakeError::InvalidHeader(name.to_owned())))
+    };
+    if let Some(protocol) = protocol {
+        map.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            value("sec-websocket-protocol", protocol)?,
+        );
+    }
+    if let Some(extensions) = extensions {
+        map.insert(
+            http::header::SEC_WEBSOCKET_EXTENSIONS,
+            value("sec-websocket-extensions", extensions)?,
+        );
+    }
+    for (name, value) in headers {
+        map.append(name, value.clone());
+    }
+    Ok(crate::handshake::h2_head(http::StatusCode::OK, &map))
 }
 
 /// The URL of a server-role stream: `ws://` (or `wss://` over TLS), the `Host` of the

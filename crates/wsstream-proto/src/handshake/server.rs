@@ -17,7 +17,8 @@ pub struct HandshakeRequest {
     pub resource: String,
     /// The `Host` header.
     pub host: String,
-    /// The `Sec-WebSocket-Key` header (validated: base64 of 16 bytes).
+    /// The `Sec-WebSocket-Key` header (validated: base64 of 16 bytes). Empty for a
+    /// request over HTTP/2, which has no key (RFC 8441 §5).
     pub key: String,
     /// The `Origin` header, if any (the first one if repeated).
     pub origin: Option<String>,
@@ -155,6 +156,12 @@ pub enum RequestErrorKind {
     /// `Host`, `Origin`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version` is not UTF-8
     /// (status 400). Carries the header name.
     NotUtf8(&'static str),
+    /// An HTTP/2 request that is not an extended CONNECT with `:protocol` `websocket`
+    /// (RFC 8441 §4 and §5: the only way to open a WebSocket over HTTP/2; status 400).
+    /// Carries what was found instead.
+    NotExtendedConnect(String),
+    /// An HTTP/2 extended CONNECT without a `:path` (RFC 8441 §4 requires it; status 400).
+    MissingPath,
 }
 
 impl RequestErrorKind {
@@ -192,6 +199,12 @@ impl fmt::Display for RequestErrorKind {
                 write!(f, "invalid Sec-WebSocket-Extensions: {why}")
             }
             Self::NotUtf8(name) => write!(f, "{name} header is not UTF-8"),
+            Self::NotExtendedConnect(found) => write!(
+                f,
+                "not a WebSocket request over HTTP/2: expected an extended CONNECT with \
+                 `:protocol: websocket` (RFC 8441), got {found}"
+            ),
+            Self::MissingPath => f.write_str("extended CONNECT without :path"),
         }
     }
 }
@@ -202,6 +215,8 @@ impl fmt::Display for RequestErrorKind {
 pub struct RequestError {
     kind: RequestErrorKind,
     response: Vec<u8>,
+    /// Refuses a request made over HTTP/2.
+    http2: bool,
 }
 
 impl RequestError {
@@ -216,20 +231,62 @@ impl RequestError {
                 "Upgrade Required",
                 &[("Sec-WebSocket-Version", "13")],
                 &body,
+                true,
             ),
-            431 => build_response(431, "Request Header Fields Too Large", &[], &body),
-            _ => build_response(400, "Bad Request", &[], &body),
+            431 => build_response(431, "Request Header Fields Too Large", &[], &body, true),
+            _ => build_response(400, "Bad Request", &[], &body, true),
         };
-        Self { kind, response }
+        Self {
+            kind,
+            response,
+            http2: false,
+        }
     }
 
-    /// The HTTP status code of [`RequestError::response`].
+    /// The refusal of a request made over HTTP/2. 426 is not used there: it must carry
+    /// `Upgrade`, a header HTTP/2 forbids (RFC 9113 §8.2.2), so a missing or wrong
+    /// version gets 400 with `Sec-WebSocket-Version: 13` (RFC 6455 §4.4). No
+    /// `Connection: close` either (HTTP/2 has no such header; only the stream ends).
+    fn new_h2(kind: RequestErrorKind) -> Self {
+        let body = format!("{kind}\n");
+        let response = match kind.status() {
+            426 => build_response(
+                400,
+                "Bad Request",
+                &[("Sec-WebSocket-Version", "13")],
+                &body,
+                false,
+            ),
+            431 => build_response(431, "Request Header Fields Too Large", &[], &body, false),
+            _ => build_response(400, "Bad Request", &[], &body, false),
+        };
+        Self {
+            kind,
+            response,
+            http2: true,
+        }
+    }
+
+    /// The HTTP status code of [`RequestError::response`]: that of the
+    /// [`kind`](Self::kind), except 400 instead of 426 for a request over HTTP/2.
     pub const fn status(&self) -> u16 {
-        self.kind.status()
+        match self.kind.status() {
+            426 if self.http2 => 400,
+            status => status,
+        }
     }
 
-    /// The complete HTTP response to send (status line, headers, body); it ends with
-    /// `Connection: close`, so the server closes the connection after writing it.
+    /// Whether the refused request came over HTTP/2 (RFC 8441): its
+    /// [`response`](Self::response) then has no `Connection` header, and the status is
+    /// 400 where HTTP/1.1 gets 426.
+    pub const fn is_http2(&self) -> bool {
+        self.http2
+    }
+
+    /// The complete HTTP response to send (status line, headers, body), in HTTP/1.1
+    /// form. For HTTP/1.1 it ends with `Connection: close`, so the server closes the
+    /// connection after writing it; an HTTP/2 server sends the status, headers and body
+    /// on the request's stream.
     pub fn response(&self) -> &[u8] {
         &self.response
     }
@@ -259,10 +316,16 @@ impl From<RequestErrorKind> for RequestError {
 ///
 /// Control characters in `reason` are replaced with spaces so it stays on the status line.
 pub fn reject_response(status: u16, reason: &str, body: &str) -> Vec<u8> {
-    build_response(status, reason, &[], body)
+    build_response(status, reason, &[], body, true)
 }
 
-fn build_response(status: u16, reason: &str, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+fn build_response(
+    status: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+    close: bool,
+) -> Vec<u8> {
     let reason: String = reason
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -278,7 +341,9 @@ fn build_response(status: u16, reason: &str, extra: &[(&str, &str)], body: &str)
         "Content-Length",
         body.len().to_string().as_bytes(),
     );
-    write_header(&mut out, "Connection", b"close");
+    if close {
+        write_header(&mut out, "Connection", b"close");
+    }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.as_bytes());
     out
@@ -402,6 +467,28 @@ fn validate(
     if !is_valid_key(key.as_bytes()) {
         return Err(RequestErrorKind::InvalidKey.into());
     }
+    let offers = offers(headers)?;
+    Ok(HandshakeRequest {
+        resource: resource.to_owned(),
+        host: host.to_owned(),
+        key: key.to_owned(),
+        origin: offers.origin,
+        protocols: offers.protocols,
+        extensions: offers.extensions,
+        headers: to_owned_headers(headers),
+    })
+}
+
+/// The optional parts of a request, the same over HTTP/1.1 and HTTP/2.
+struct Offers {
+    origin: Option<String>,
+    protocols: Vec<String>,
+    extensions: Vec<ExtensionOffer>,
+}
+
+/// RFC 6455 §4.2.1 items 7 to 9: `Origin`, the offered subprotocols (tokens) and the
+/// offered extensions (a well-formed list).
+fn offers(headers: &[httparse::Header<'_>]) -> Result<Offers, RequestError> {
     // RFC 6455 §4.2.1 item 7 (optional): Origin.
     let origin = match values(headers, "Origin").next() {
         Some(v) => Some(utf8(v, "Origin")?.to_owned()),
@@ -437,13 +524,102 @@ fn validate(
         }
     }
 
-    Ok(HandshakeRequest {
-        resource: resource.to_owned(),
-        host: host.to_owned(),
-        key: key.to_owned(),
+    Ok(Offers {
         origin,
         protocols,
         extensions,
+    })
+}
+
+impl HandshakeRequest {
+    /// Validates a WebSocket request over HTTP/2 (RFC 8441) that an HTTP/2 server has
+    /// already parsed: an extended CONNECT (RFC 8441 §4), that is `method` `CONNECT` with
+    /// the `:protocol` pseudo-header `protocol` equal to `websocket` (§5); a non-empty
+    /// `:path` (`target`, which becomes [`HandshakeRequest::resource`]); a host, from
+    /// `:authority` (`authority`) or else one `Host` header; `Sec-WebSocket-Version: 13`;
+    /// and well-formed `Sec-WebSocket-Protocol` tokens and `Sec-WebSocket-Extensions`
+    /// lists, as over HTTP/1.1 (RFC 8441 §5 keeps those headers).
+    ///
+    /// There is no `Sec-WebSocket-Key` (RFC 8441 §5: it is not used; one sent anyway is
+    /// ignored), so [`HandshakeRequest::key`] is empty, and no `Upgrade` or
+    /// `Connection` (HTTP/2 forbids connection-specific headers, RFC 9113 §8.2.2; the
+    /// HTTP/2 layer rejects such a request before it gets here). `headers` are the
+    /// regular header fields (no pseudo-headers), one item per field.
+    ///
+    /// # Errors
+    ///
+    /// A [`RequestError`] with [`is_http2`](RequestError::is_http2) set: 400 for every
+    /// failed check, with `Sec-WebSocket-Version: 13` for a missing or wrong version.
+    pub fn from_extended_connect<'h>(
+        method: &str,
+        protocol: Option<&str>,
+        target: &str,
+        authority: Option<&str>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Result<Self, RequestError> {
+        let headers: Vec<httparse::Header<'h>> = headers
+            .into_iter()
+            .map(|(name, value)| httparse::Header { name, value })
+            .collect();
+        validate_h2(method, protocol, target, authority, &headers)
+            .map_err(|e| RequestError::new_h2(e.kind))
+    }
+}
+
+/// The checks of [`HandshakeRequest::from_extended_connect`]; the errors are turned
+/// into HTTP/2 refusals by the caller.
+fn validate_h2(
+    method: &str,
+    protocol: Option<&str>,
+    target: &str,
+    authority: Option<&str>,
+    headers: &[httparse::Header<'_>],
+) -> Result<HandshakeRequest, RequestError> {
+    // RFC 8441 §4: an extended CONNECT carries `:protocol`; §5: its value is `websocket`.
+    match (method, protocol) {
+        ("CONNECT", Some(p)) if p.eq_ignore_ascii_case("websocket") => {}
+        ("CONNECT", Some(p)) => {
+            let found = format!("`:protocol: {p}`");
+            return Err(RequestErrorKind::NotExtendedConnect(found).into());
+        }
+        ("CONNECT", None) => {
+            let found = "a CONNECT without :protocol".to_owned();
+            return Err(RequestErrorKind::NotExtendedConnect(found).into());
+        }
+        (method, _) => {
+            let found = format!("method {method}");
+            return Err(RequestErrorKind::NotExtendedConnect(found).into());
+        }
+    }
+    // RFC 8441 §4: `:scheme` and `:path` are included (the HTTP/2 layer checks `:scheme`).
+    if target.is_empty() {
+        return Err(RequestErrorKind::MissingPath.into());
+    }
+    // RFC 9113 §8.3.1: `:authority`, or else a `Host` header.
+    let host = match authority.filter(|a| !a.is_empty()) {
+        Some(authority) => authority,
+        None => single_utf8(headers, "Host")?
+            .filter(|h| !h.is_empty())
+            .ok_or(RequestErrorKind::MissingHost)?,
+    };
+    // RFC 6455 §4.2.1 item 6, kept by RFC 8441 §5: Sec-WebSocket-Version MUST be 13.
+    let mut versions = values(headers, "Sec-WebSocket-Version");
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if trim_ows(v) == b"13" => {}
+        (None, _) => return Err(RequestErrorKind::UnsupportedVersion(None).into()),
+        (Some(v), _) => {
+            let v = String::from_utf8_lossy(trim_ows(v)).into_owned();
+            return Err(RequestErrorKind::UnsupportedVersion(Some(v)).into());
+        }
+    }
+    let offers = offers(headers)?;
+    Ok(HandshakeRequest {
+        resource: target.to_owned(),
+        host: host.to_owned(),
+        key: String::new(),
+        origin: offers.origin,
+        protocols: offers.protocols,
+        extensions: offers.extensions,
         headers: to_owned_headers(headers),
     })
 }
@@ -1055,5 +1231,112 @@ mod tests {
         assert_eq!(req.resource, "/a?b");
         assert_eq!(req.headers.len(), 6);
         assert_eq!(req.headers[5], ("x-raw".to_owned(), b"\xffbytes".to_vec()));
+    }
+
+    fn h2(
+        method: &str,
+        protocol: Option<&str>,
+        headers: &[(&'static str, &'static [u8])],
+    ) -> Result<HandshakeRequest, RequestError> {
+        HandshakeRequest::from_extended_connect(
+            method,
+            protocol,
+            "/chat?x=1",
+            Some("server.example.com"),
+            headers.iter().copied(),
+        )
+    }
+
+    #[test]
+    fn an_extended_connect_is_a_websocket_request_over_http2() {
+        let req = h2(
+            "CONNECT",
+            Some("websocket"),
+            &[
+                ("sec-websocket-version", b"13"),
+                ("sec-websocket-protocol", b"chat, superchat"),
+                ("sec-websocket-extensions", b"permessage-deflate"),
+                ("origin", b"https://example.com"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(req.resource, "/chat?x=1");
+        assert_eq!(req.host, "server.example.com");
+        assert_eq!(req.key, "");
+        assert_eq!(req.protocols, ["chat", "superchat"]);
+        assert_eq!(req.extensions[0].name, "permessage-deflate");
+        assert_eq!(req.origin.as_deref(), Some("https://example.com"));
+        // Without :authority, the Host header names the host.
+        let req = HandshakeRequest::from_extended_connect(
+            "CONNECT",
+            Some("websocket"),
+            "/",
+            None,
+            [
+                ("host", &b"h.example"[..]),
+                ("sec-websocket-version", b"13"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(req.host, "h.example");
+    }
+
+    #[test]
+    fn a_wrong_http2_request_gets_400_without_connection_close() {
+        let version = [("sec-websocket-version", &b"13"[..])];
+        for (method, protocol) in [
+            ("GET", None),
+            ("CONNECT", None),
+            ("CONNECT", Some("connect-udp")),
+        ] {
+            let e = h2(method, protocol, &version).unwrap_err();
+            assert!(matches!(e.kind(), RequestErrorKind::NotExtendedConnect(_)));
+            assert_eq!(e.status(), 400);
+            assert!(e.is_http2());
+            let text = String::from_utf8_lossy(e.response()).into_owned();
+            assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+            assert!(!text.to_ascii_lowercase().contains("connection:"), "{text}");
+        }
+        // A wrong or missing version: 400 (426 needs `Upgrade`, which HTTP/2 forbids)
+        // with the version this server speaks.
+        for headers in [&[][..], &[("sec-websocket-version", &b"8"[..])][..]] {
+            let e = h2("CONNECT", Some("websocket"), headers).unwrap_err();
+            assert!(matches!(e.kind(), RequestErrorKind::UnsupportedVersion(_)));
+            assert_eq!(e.status(), 400);
+            let text = String::from_utf8_lossy(e.response()).into_owned();
+            assert!(text.contains("Sec-WebSocket-Version: 13\r\n"), "{text}");
+        }
+        let e = HandshakeRequest::from_extended_connect(
+            "CONNECT",
+            Some("websocket"),
+            "",
+            Some("h"),
+            version.iter().copied(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), &RequestErrorKind::MissingPath);
+        let e = HandshakeRequest::from_extended_connect(
+            "CONNECT",
+            Some("websocket"),
+            "/",
+            None,
+            version.iter().copied(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), &RequestErrorKind::MissingHost);
+        let e = h2(
+            "CONNECT",
+            Some("websocket"),
+            &[
+                ("sec-websocket-version", b"13"),
+                ("sec-websocket-protocol", b"a b"),
+            ],
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind(), RequestErrorKind::InvalidProtocol(_)));
+        // HTTP/1.1 refusals are unchanged.
+        let e = parse_request(&without("Sec-WebSocket-Version", &[])).unwrap_err();
+        assert_eq!(e.status(), 426);
+        assert!(!e.is_http2());
     }
 }

@@ -35,8 +35,20 @@
 //! from), so this crate depends on `axum-core` only, not on the whole of axum. An invalid
 //! upgrade request is rejected before the handler runs: 400 Bad Request, or 426 Upgrade
 //! Required with `Sec-WebSocket-Version: 13` for a wrong version (RFC 6455 §4.4). As
-//! `Option<WebSocketUpgrade>` it gives `None` for a request without an `Upgrade` header, so
-//! one route can serve a page and the WebSocket.
+//! `Option<WebSocketUpgrade>` it gives `None` for a request without an `Upgrade` header
+//! (and, over HTTP/2, for a request that is not a `CONNECT`), so one route can serve a page
+//! and the WebSocket.
+//!
+//! ## HTTP/2 (RFC 8441)
+//!
+//! With the `http2` feature the extractor also accepts a WebSocket opened on an HTTP/2
+//! connection: an extended CONNECT (RFC 8441 §4), answered with `200` instead of `101`
+//! (RFC 8441 §5; see [`super::hyper`] for the details). Such a request has the method
+//! `CONNECT`, so the route must take it: `any(echo)`, or
+//! `get(echo).connect(echo)` (`axum::routing::MethodRouter::connect`), not `get(echo)`
+//! alone. `axum::serve` announces `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 §3) on its
+//! HTTP/2 connections (axum's `http2` feature; cleartext HTTP/2 needs a client with prior
+//! knowledge).
 
 use std::fmt;
 use std::future::Future;
@@ -116,8 +128,8 @@ impl WebSocketUpgrade {
         self
     }
 
-    /// Accepts the upgrade and returns the `101 Switching Protocols` response for the
-    /// handler to return (see [`HttpUpgrade::accept`] for what it carries); once axum has
+    /// Accepts the upgrade and returns the `101 Switching Protocols` response (over
+    /// HTTP/2, `200 OK`) for the handler to return (see [`HttpUpgrade::accept`] for what it carries); once axum has
     /// sent it and handed the connection over, `callback` runs in a task of its own with
     /// the server-role stream (its `opened` already resolved). If the connection ends
     /// before that, `callback` is not called.
@@ -171,13 +183,19 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for WebSocketUpgrade {
     type Rejection = WebSocketUpgradeRejection;
 
-    /// `None` for a request without an `Upgrade` header (a plain request); otherwise as
-    /// the plain extractor, so an invalid upgrade request is still rejected.
+    /// `None` for a request without an `Upgrade` header (a plain request; over HTTP/2, a
+    /// request that is not a `CONNECT`); otherwise as the plain extractor, so an invalid
+    /// upgrade request is still rejected.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if !parts.headers.contains_key(http::header::UPGRADE) {
+        let attempt = if parts.version == http::Version::HTTP_2 {
+            parts.method == http::Method::CONNECT
+        } else {
+            parts.headers.contains_key(http::header::UPGRADE)
+        };
+        if !attempt {
             return Ok(None);
         }
         <Self as FromRequestParts<S>>::from_request_parts(parts, state)

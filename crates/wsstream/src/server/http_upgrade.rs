@@ -48,6 +48,8 @@ use crate::transport::{AsyncIo, Transport};
 pub struct HttpUpgrade {
     request: HandshakeRequest,
     secure: bool,
+    /// An extended CONNECT on an HTTP/2 stream (RFC 8441), answered with `200`.
+    http2: bool,
 }
 
 impl HttpUpgrade {
@@ -57,17 +59,26 @@ impl HttpUpgrade {
     /// `Sec-WebSocket-Key` that is base64 of 16 bytes, `Sec-WebSocket-Version: 13`, and
     /// well-formed offered subprotocols and extensions. The body is not looked at.
     ///
+    /// With the `http2` feature, a request over HTTP/2 is checked as RFC 8441 asks
+    /// instead ([`HandshakeRequest::from_extended_connect`]): method `CONNECT` with the
+    /// `:protocol` pseudo-header `websocket` (taken from the request extensions, where
+    /// hyper puts it as `hyper::ext::Protocol`), a `:path`, `:authority` (or `Host`),
+    /// `Sec-WebSocket-Version: 13`, and no `Sec-WebSocket-Key`. Without the feature an
+    /// HTTP/2 request is refused with 400.
+    ///
     /// # Errors
     ///
     /// A [`RequestError`] naming the failed check; [`error_response`] turns it into the
     /// response to send (400 Bad Request, or 426 Upgrade Required with
-    /// `Sec-WebSocket-Version: 13` for a missing or wrong version, RFC 6455 §4.4).
+    /// `Sec-WebSocket-Version: 13` for a missing or wrong version, RFC 6455 §4.4; over
+    /// HTTP/2 always 400, with `Sec-WebSocket-Version: 13` for a wrong version).
     pub fn from_request<B>(request: &http::Request<B>) -> Result<Self, RequestError> {
         Self::from_head(
             request.method(),
             request.version(),
             request.uri(),
             request.headers(),
+            request.extensions(),
         )
     }
 
@@ -78,7 +89,13 @@ impl HttpUpgrade {
     ///
     /// As [`from_request`](Self::from_request).
     pub fn from_parts(parts: &http::request::Parts) -> Result<Self, RequestError> {
-        Self::from_head(&parts.method, parts.version, &parts.uri, &parts.headers)
+        Self::from_head(
+            &parts.method,
+            parts.version,
+            &parts.uri,
+            &parts.headers,
+            &parts.extensions,
+        )
     }
 
     fn from_head(
@@ -86,7 +103,13 @@ impl HttpUpgrade {
         version: Version,
         uri: &Uri,
         headers: &HeaderMap,
+        extensions: &http::Extensions,
     ) -> Result<Self, RequestError> {
+        #[cfg(feature = "http2")]
+        if version == Version::HTTP_2 {
+            return Self::from_h2_head(method, uri, headers, extensions);
+        }
+        let _ = extensions;
         let version = match version {
             Version::HTTP_09 => (0, 9),
             Version::HTTP_10 => (1, 0),
@@ -104,7 +127,45 @@ impl HttpUpgrade {
             .map(|(name, value)| (name.as_str(), value.as_bytes()));
         let request = HandshakeRequest::from_http_parts(method.as_str(), version, target, headers)?;
         let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
-        Ok(Self { request, secure })
+        Ok(Self {
+            request,
+            secure,
+            http2: false,
+        })
+    }
+
+    /// An HTTP/2 request: an extended CONNECT (RFC 8441 §4), its `:protocol` in the
+    /// request extensions (hyper's `hyper::ext::Protocol`, or `h2::ext::Protocol`).
+    #[cfg(feature = "http2")]
+    fn from_h2_head(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<Self, RequestError> {
+        let target = uri.path_and_query().map_or("", |target| target.as_str());
+        let headers = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()));
+        let request = HandshakeRequest::from_extended_connect(
+            method.as_str(),
+            connect_protocol(extensions),
+            target,
+            uri.authority().map(http::uri::Authority::as_str),
+            headers,
+        )?;
+        let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
+        Ok(Self {
+            request,
+            secure,
+            http2: true,
+        })
+    }
+
+    /// Whether the request came over HTTP/2 (an extended CONNECT, RFC 8441): it is
+    /// answered with `200 OK` instead of `101 Switching Protocols`.
+    pub fn is_http2(&self) -> bool {
+        self.http2
     }
 
     /// The validated request: target, `Host`, `Origin`, the offered subprotocols and
@@ -131,6 +192,12 @@ impl HttpUpgrade {
     /// `Sec-WebSocket-Protocol`, and the `Sec-WebSocket-Extensions` of permessage-deflate
     /// when [`ServerOptions::compression`] accepts one of the client's offers (RFC 7692),
     /// then `headers`, exactly as [`UpgradeRequest::accept_with_headers`] writes it.
+    ///
+    /// For a request over HTTP/2 ([`is_http2`](Self::is_http2)) the response is
+    /// `200 OK` with version `HTTP/2.0` instead (RFC 8441 §5: no `Upgrade`,
+    /// `Connection` or `Sec-WebSocket-Accept`), carrying the same
+    /// `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions` and `headers`; the I/O to run
+    /// the connection over is the request's stream, once the `200` is sent.
     /// [`ServerOptions::handshake_timeout`] does not apply here: the HTTP server reads the
     /// request and writes the response, on its own deadlines.
     ///
@@ -149,14 +216,14 @@ impl HttpUpgrade {
         headers: &HeaderMap,
         options: ServerOptions,
     ) -> Result<(http::Response<()>, Accepted), AcceptError> {
-        let negotiated = Negotiated::new(&self.request, protocol, headers, &options)?;
+        let negotiated = Negotiated::new(&self.request, protocol, headers, &options, self.http2)?;
         let response = negotiated.head().clone();
         let url = stream_url(&self.request, self.secure);
         Ok((response, Accepted { negotiated, url }))
     }
 }
 
-/// An accepted upgrade whose `101` response is on its way: the negotiated subprotocol,
+/// An accepted upgrade whose `101` (or, over HTTP/2, `200`) response is on its way: the negotiated subprotocol,
 /// extensions and limits, waiting for the upgraded I/O.
 #[derive(Debug)]
 pub struct Accepted {
@@ -182,9 +249,10 @@ impl Accepted {
     }
 
     /// Runs the WebSocket connection over `io`, the connection after the `101` response
-    /// (hyper's upgraded I/O, a TCP stream, …): a server-role [`WebSocketStream`] whose
-    /// `opened` is already resolved with the negotiated protocol, extensions and the `101`
-    /// response. The connection task is spawned on the current tokio runtime.
+    /// (hyper's upgraded I/O, a TCP stream, …) or the HTTP/2 stream after the `200`: a
+    /// server-role [`WebSocketStream`] whose `opened` is already resolved with the
+    /// negotiated protocol, extensions and the response. The connection task is spawned
+    /// on the current tokio runtime.
     ///
     /// # Panics
     ///
@@ -206,12 +274,26 @@ impl Accepted {
     }
 }
 
+/// The `:protocol` pseudo-header of an HTTP/2 request, from its extensions.
+#[cfg(feature = "http2")]
+fn connect_protocol(extensions: &http::Extensions) -> Option<&str> {
+    #[cfg(feature = "hyper")]
+    if let Some(protocol) = extensions.get::<::hyper::ext::Protocol>() {
+        return Some(protocol.as_str());
+    }
+    extensions
+        .get::<h2::ext::Protocol>()
+        .map(h2::ext::Protocol::as_str)
+}
+
 /// The HTTP response refusing an invalid upgrade request, as `http` types: the status,
 /// headers and body of [`RequestError::response`] (400 Bad Request with the reason;
 /// 426 Upgrade Required with `Sec-WebSocket-Version: 13` for a missing or wrong version,
 /// RFC 6455 §4.2.2 and §4.4; 431 for an oversized head), with `Content-Type: text/plain`
 /// and `Connection: close`. `Content-Length` is left to the HTTP server, which computes it
-/// from the body.
+/// from the body. A request over HTTP/2 ([`RequestError::is_http2`]) gets 400 (with
+/// `Sec-WebSocket-Version: 13` for a wrong version) and no `Connection` header, which
+/// HTTP/2 forbids.
 pub fn error_response(error: &RequestError) -> http::Response<String> {
     let bytes = error.response();
     let head_len = bytes
@@ -318,5 +400,78 @@ mod tests {
             .accept(None, &headers, ServerOptions::default())
             .unwrap();
         assert_eq!(response.headers()["x-server"], "wsstream");
+    }
+
+    /// An extended CONNECT (RFC 8441 §4) as an HTTP/2 server hands it over, `:protocol`
+    /// in the extensions.
+    #[cfg(feature = "http2")]
+    fn extended_connect(protocol: Option<&'static str>, version: &str) -> http::Request<()> {
+        let mut request = http::Request::connect("https://example.com/chat?x=1")
+            .version(Version::HTTP_2)
+            .header("sec-websocket-version", version)
+            .header("sec-websocket-protocol", "chat")
+            .header(
+                "sec-websocket-extensions",
+                "permessage-deflate; client_max_window_bits",
+            )
+            .body(())
+            .unwrap();
+        if let Some(protocol) = protocol {
+            request
+                .extensions_mut()
+                .insert(h2::ext::Protocol::from_static(protocol));
+        }
+        request
+    }
+
+    #[cfg(all(feature = "http2", feature = "deflate"))]
+    #[test]
+    fn an_extended_connect_is_accepted_with_200() {
+        let upgrade =
+            HttpUpgrade::from_request(&extended_connect(Some("websocket"), "13")).unwrap();
+        assert!(upgrade.is_http2());
+        assert_eq!(upgrade.request().resource, "/chat?x=1");
+        assert_eq!(upgrade.request().host, "example.com");
+        let mut extra = HeaderMap::new();
+        extra.insert("x-server", "wsstream".parse().unwrap());
+        let (response, accepted) = upgrade
+            .accept(Some("chat"), &extra, ServerOptions::default())
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(response.version(), Version::HTTP_2);
+        let headers = response.headers();
+        assert_eq!(headers["sec-websocket-protocol"], "chat");
+        assert_eq!(headers["sec-websocket-extensions"], accepted.extensions());
+        assert!(accepted.extensions().starts_with("permessage-deflate"));
+        assert_eq!(headers["x-server"], "wsstream");
+        for absent in ["sec-websocket-accept", "upgrade", "connection"] {
+            assert!(!headers.contains_key(absent), "{absent}");
+        }
+        // `https` in the request's URI: the stream's URL is `wss://`.
+        assert_eq!(accepted.url(), "wss://example.com/chat?x=1");
+        // The handshake's own headers are still refused as extra headers.
+        let mut forged = HeaderMap::new();
+        forged.insert("sec-websocket-accept", "forged".parse().unwrap());
+        let e = upgrade
+            .accept(None, &forged, ServerOptions::default())
+            .unwrap_err();
+        assert!(matches!(e, AcceptError::Response(_)), "{e}");
+    }
+
+    #[cfg(feature = "http2")]
+    #[test]
+    fn a_wrong_http2_request_is_refused_with_400() {
+        for request in [
+            extended_connect(None, "13"),
+            extended_connect(Some("connect-udp"), "13"),
+            extended_connect(Some("websocket"), "8"),
+        ] {
+            let e = HttpUpgrade::from_request(&request).unwrap_err();
+            let response = error_response(&e);
+            assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+            assert!(!response.headers().contains_key("connection"));
+        }
+        let e = HttpUpgrade::from_request(&extended_connect(Some("websocket"), "8")).unwrap_err();
+        assert_eq!(error_response(&e).headers()["sec-websocket-version"], "13");
     }
 }

@@ -1,6 +1,7 @@
 //! WebSocket routes in a hyper 1.x server (feature `hyper`): validate the request, return
 //! the `101` response from the service, and get a server-role [`WebSocketStream`] once
-//! hyper has handed over the connection.
+//! hyper has handed over the connection. With the `http2` feature too, the same service
+//! accepts WebSockets over HTTP/2 (RFC 8441, below).
 //!
 //! ```no_run
 //! use std::convert::Infallible;
@@ -48,6 +49,39 @@
 //! back from hyper as the TCP stream itself (with the bytes hyper had buffered), so it
 //! runs exactly like one accepted with [`accept`](super::accept); any other I/O runs
 //! through hyper's upgraded I/O.
+//!
+//! ## WebSockets over HTTP/2 (RFC 8441)
+//!
+//! With the `http2` feature, [`HyperUpgrade::from_request`] also takes a WebSocket
+//! opened on an HTTP/2 connection: an *extended CONNECT* request (RFC 8441 §4), method
+//! `CONNECT` with the `:protocol` pseudo-header `websocket` (hyper hands it over as the
+//! `hyper::ext::Protocol` request extension), `Sec-WebSocket-Version: 13` and no
+//! `Sec-WebSocket-Key`, `Upgrade` or `Connection` (RFC 8441 §5). The service code is the
+//! same: [`HyperUpgrade::accept`] then returns `200 OK` instead of `101` (no
+//! `Sec-WebSocket-Accept`; `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` as over
+//! HTTP/1.1, permessage-deflate included), and [`Upgrading`] resolves to a stream running
+//! over that one HTTP/2 stream, with the frames of RFC 6455 unchanged. Its `opened`
+//! reports the `200` and `HTTP/2.0` as the response's version. A wrong request gets 400
+//! ([`error_response`]; a missing or wrong version with `Sec-WebSocket-Version: 13`).
+//!
+//! A client opens WebSockets this way only once the server has announced
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` (RFC 8441 §3), which hyper sends when asked:
+//! serve the connection with
+//! `hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+//! .enable_connect_protocol()` (hyper's `http2` and `server` features), or, to take HTTP/1.1
+//! and HTTP/2 on one port, hyper-util's
+//! `hyper_util::server::conn::auto::Builder` (feature `server-auto`) with
+//! `builder.http2().enable_connect_protocol()` and `serve_connection_with_upgrades`. Over
+//! TLS, offer the ALPN protocols `h2` and `http/1.1` (rustls' `ServerConfig::alpn_protocols`,
+//! for example through `TlsAcceptor::config` and `TlsAcceptor::new`).
+//!
+//! Closing is per stream (RFC 8441 §6 maps the TCP half-closes of RFC 6455 to the
+//! stream): after the Close handshake the server ends its side of the stream with
+//! END_STREAM, and the connection and its other streams stay open. A client that resets
+//! the stream (RST_STREAM) or a connection that ends (GOAWAY, or TCP closing) closes the
+//! WebSocket uncleanly: `closed` fails with 1006, its `source()` carrying the I/O error
+//! (hyper reports a reset with `NO_ERROR` or `CANCEL` as the end of the stream, any other
+//! reason as the HTTP/2 error naming it).
 
 use std::future::Future;
 use std::io;
@@ -77,8 +111,9 @@ pub struct HyperUpgrade {
 }
 
 impl HyperUpgrade {
-    /// Validates `request` as a WebSocket opening handshake (RFC 6455 §4.2.1, the checks
-    /// of [`HttpUpgrade::from_request`]) and takes hyper's upgrade handle out of it.
+    /// Validates `request` as a WebSocket opening handshake (RFC 6455 §4.2.1, or RFC 8441
+    /// over HTTP/2 with the `http2` feature: the checks of [`HttpUpgrade::from_request`])
+    /// and takes hyper's upgrade handle out of it.
     ///
     /// # Errors
     ///
@@ -100,14 +135,19 @@ impl HyperUpgrade {
         self.upgrade.request()
     }
 
+    /// Whether the request came over HTTP/2 (an extended CONNECT, RFC 8441).
+    pub fn is_http2(&self) -> bool {
+        self.upgrade.is_http2()
+    }
+
     /// Tells that the connection is TLS, so the stream's URL starts with `wss://`.
     pub fn set_secure(&mut self, secure: bool) {
         self.upgrade.set_secure(secure);
     }
 
     /// Accepts the upgrade with `protocol` (one the client offered, or `None`) and extra
-    /// response `headers`: returns the `101 Switching Protocols` response for the service
-    /// to return (see [`HttpUpgrade::accept`] for what it carries) and an [`Upgrading`]
+    /// response `headers`: returns the `101 Switching Protocols` response (over HTTP/2,
+    /// `200 OK`) for the service to return (see [`HttpUpgrade::accept`] for what it carries) and an [`Upgrading`]
     /// future that resolves to the server-role stream once hyper has sent the response and
     /// handed the connection over.
     ///
@@ -131,8 +171,8 @@ impl HyperUpgrade {
     }
 }
 
-/// Resolves to the server-role [`WebSocketStream`] once hyper has sent the `101` and
-/// handed the connection over; its `opened` is already resolved. Fails with
+/// Resolves to the server-role [`WebSocketStream`] once hyper has sent the `101` (or,
+/// over HTTP/2, the `200`) and handed the connection (or the stream) over; its `opened` is already resolved. Fails with
 /// [`AcceptError::Io`] when the connection ends first or was served without upgrades.
 /// Await it in a task of its own (the service must return the response first).
 #[derive(Debug)]

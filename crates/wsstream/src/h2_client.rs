@@ -898,3 +898,37 @@ impl AsyncWrite for H2Stream {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_is_a_sendable_std_error_with_the_h2_error_as_source() {
+        fn usable<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+        let error = Http2Error::new(
+            Http2ErrorKind::ExtendedConnectNotSupported,
+            Some(h2::Error::from(Reason::HTTP_1_1_REQUIRED)),
+        );
+        usable(&error);
+        assert_eq!(error.kind(), Http2ErrorKind::ExtendedConnectNotSupported);
+        assert_eq!(error.reason(), Some(0xd));
+        let source = std::error::Error::source(&error).unwrap();
+        assert!(source.downcast_ref::<h2::Error>().is_some());
+        let error = Http2Error::new(Http2ErrorKind::NotNegotiated, None);
+        assert_eq!(error.reason(), None);
+        assert!(error.to_string().contains("ALPN h2"));
+    }
+
+    #[test]
+    fn a_reset_becomes_a_connection_reset_carrying_its_code() {
+        let error = reset_error(Reason::CANCEL);
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+        let h2 = error
+            .get_ref()
+            .unwrap()
+            .downcast_ref::<h2::Error>()
+            .unwrap();
+        assert_eq!(h2.reason(), Some(Reason::CANCEL));
+    }
+}

@@ -445,6 +445,56 @@ async fn a_reader_that_stops_does_not_stall_another_stream() {
 }
 
 #[tokio::test]
+async fn writes_wait_for_the_servers_window() {
+    if !node_available() {
+        return;
+    }
+    let certs = Certs::new();
+    let node = Peer::node(&certs.args());
+    let mut ws = open(
+        &format!("wss://127.0.0.1:{}/paused", node.port),
+        certs.options().compression(None),
+    )
+    .await;
+    ws.writer.write(text("pause:1500")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // 64 messages of 64 KiB while the server reads nothing: only what its window and our
+    // send buffer hold is accepted.
+    let chunk = Message::from(vec![7u8; 64 * 1024]);
+    let started = Instant::now();
+    let mut accepted = 0;
+    let writer = &mut ws.writer;
+    let _ = tokio::time::timeout(Duration::from_millis(700), async {
+        for _ in 0..64 {
+            writer.write(chunk.clone()).await.unwrap();
+            accepted += 1;
+        }
+    })
+    .await;
+    assert!(
+        accepted < 16,
+        "{accepted} writes of 64 KiB completed while the server read nothing"
+    );
+    // Once the server reads again, everything goes through and comes back.
+    for _ in accepted..64 {
+        tokio::time::timeout(DEADLINE, ws.writer.write(chunk.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    for _ in 0..64 {
+        let back = tokio::time::timeout(DEADLINE, ws.reader.read())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, chunk);
+    }
+    ws.close_cleanly().await;
+}
+
+#[tokio::test]
 async fn auto_falls_back_to_http11_when_the_server_does_not_allow_extended_connect() {
     if !node_available() {
         return;

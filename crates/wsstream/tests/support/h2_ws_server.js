@@ -18,6 +18,7 @@
 //
 // Echo: every data frame comes back unmasked with the same opcode and FIN bit; a Ping gets a
 // Pong; a Close is answered with a Close and END_STREAM. Text messages with a meaning:
+// `pause:MS` makes the server stop reading the stream for MS milliseconds;
 // `reset` makes the server reset the stream (RST_STREAM CANCEL); `goaway` makes it send
 // GOAWAY on the connection (the open streams go on); `destroy` closes the connection; `flood:N` makes it send N binary messages of
 // 16 KiB. The path `/redirect` answers 301 to `/echo?redirected`, `/reject` 403,
@@ -129,6 +130,13 @@ function echo(io, path, reset) {
       if (text === 'destroy' && io.session) {
         // The connection ends under its streams (TCP closed).
         io.session.destroy();
+        return;
+      }
+      const p = /^pause:(\d+)$/.exec(text);
+      if (p && typeof io.pause === 'function') {
+        // Stop reading for a while: the stream's receive window stays closed.
+        io.pause();
+        setTimeout(() => io.resume(), Number(p[1]));
         return;
       }
       const m = /^flood:(\d+)$/.exec(text);

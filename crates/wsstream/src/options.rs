@@ -155,9 +155,10 @@ pub enum HttpVersionPreference {
     /// `RST_STREAM(HTTP_1_1_REQUIRED)`, `RST_STREAM(REFUSED_STREAM)`, `405 Method Not
     /// Allowed` or `501 Not Implemented` (how servers say they do not do this), the
     /// handshake is made again over a new connection offering ALPN `http/1.1` only, and
-    /// the origin is remembered (for the life of the process) as one without WebSockets
-    /// over HTTP/2, so later connections go to HTTP/1.1 directly. `ws://` uses HTTP/1.1
-    /// (browsers never use unencrypted HTTP/2).
+    /// (except after `REFUSED_STREAM`, which may be momentary) the origin is remembered
+    /// for the life of the process as one without WebSockets over HTTP/2, so later
+    /// connections go to HTTP/1.1 directly; a server that picks `http/1.1` is remembered
+    /// the same way. `ws://` uses HTTP/1.1 (browsers never use unencrypted HTTP/2).
     ///
     /// With a rustls configuration of your own
     /// ([`TlsOptions::with_client_config`](crate::TlsOptions::with_client_config)) its

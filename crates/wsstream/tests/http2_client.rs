@@ -660,9 +660,9 @@ async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
         return;
     }
     let certs = Certs::new();
-    // RST_STREAM(HTTP_1_1_REQUIRED), and 501 Not Implemented, on a server that also takes
-    // HTTP/1.1 upgrades.
-    for path in ["/http11-required", "/not-implemented"] {
+    // RST_STREAM(HTTP_1_1_REQUIRED), 501 Not Implemented and RST_STREAM(REFUSED_STREAM), on
+    // a server that also takes HTTP/1.1 upgrades.
+    for path in ["/http11-required", "/not-implemented", "/refused"] {
         let mut args = certs.args();
         args.push("--allow-http1".into());
         let node = Peer::node(&args);
@@ -671,7 +671,24 @@ async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
         assert_eq!(ws.info_version, http::Version::HTTP_11, "{path}");
         ws.echo(text(path)).await;
         node.assert_connections(2);
+        // A second WebSocket: the origin is remembered as HTTP/1.1-only, except after
+        // REFUSED_STREAM, which may be momentary: then HTTP/2 is asked again first.
+        let mut again = open(&url, certs.options()).await;
+        assert_eq!(again.info_version, http::Version::HTTP_11, "{path}");
+        again.echo(text(path)).await;
+        let attempts = if path == "/refused" { 2 } else { 1 };
+        node.wait_line(|l| l == format!("extended connect {path} {attempts}"));
+        std::thread::sleep(Duration::from_millis(50));
+        let over_http2 = node
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(&format!("extended connect {path} ")))
+            .count();
+        assert_eq!(over_http2, attempts, "{path}");
         ws.close_cleanly().await;
+        again.close_cleanly().await;
         // Asked for HTTP/2 only, the refusal is the error.
         let node = Peer::node(&certs.args());
         let url = format!("wss://127.0.0.1:{}{path}", node.port);
@@ -689,6 +706,10 @@ async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
         let error = connect_error(&wss, &error);
         match path {
             "/http11-required" => assert!(
+                error.contains("does not allow WebSockets over HTTP/2"),
+                "{error}"
+            ),
+            "/refused" => assert!(
                 error.contains("does not allow WebSockets over HTTP/2"),
                 "{error}"
             ),

@@ -9,7 +9,8 @@
 // out of the SETTINGS; --max-streams sets SETTINGS_MAX_CONCURRENT_STREAMS. --allow-http1 also accepts HTTP/1.1 WebSocket upgrades (RFC 6455).
 //
 // Prints to stdout, one line each: `PORT <port>` once listening, `connection <n>` for each
-// TCP connection, `closed <path> rst=<code>` when a WebSocket stream closes,
+// TCP connection, `extended connect <path> <n>` for the n-th extended CONNECT to a path,
+// `closed <path> rst=<code>` when a WebSocket stream closes,
 // `flood-pending <path> <bytes>` one second after a flood started (bytes the server could not
 // send yet because the client's flow-control window is closed).
 //
@@ -22,7 +23,8 @@
 // `reset` makes the server reset the stream (RST_STREAM CANCEL); `goaway` makes it send
 // GOAWAY on the connection (the open streams go on); `destroy` closes the connection; `flood:N` makes it send N binary messages of
 // 16 KiB. The path `/redirect` answers 301 to `/echo?redirected`, `/reject` 403,
-// `/not-implemented` 501; `/http11-required` resets the stream with HTTP_1_1_REQUIRED. Frames from the client must be masked (else Close 1002).
+// `/not-implemented` 501; `/http11-required` and `/refused` reset the stream with
+// HTTP_1_1_REQUIRED and REFUSED_STREAM. Frames from the client must be masked (else Close 1002).
 'use strict';
 const http2 = require('http2');
 const crypto = require('crypto');
@@ -164,6 +166,7 @@ if (arg('--cert')) {
 }
 
 let connections = 0;
+const attempts = new Map();
 server.on('connection', () => {
   connections += 1;
   console.log(`connection ${connections}`);
@@ -177,10 +180,16 @@ server.on('stream', (stream, headers) => {
     stream.end();
     return;
   }
+  attempts.set(path, (attempts.get(path) || 0) + 1);
+  console.log(`extended connect ${path} ${attempts.get(path)}`);
   stream.on('close', () => console.log(`closed ${path} rst=${stream.rstCode}`));
   if (path.startsWith('/redirect')) {
     stream.respond({ ':status': 301, location: '/echo?redirected' });
     stream.end();
+    return;
+  }
+  if (path.startsWith('/refused')) {
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
   if (path.startsWith('/http11-required')) {

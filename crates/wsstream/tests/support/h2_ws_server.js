@@ -5,26 +5,29 @@
 //                        [--max-streams N]
 //
 // With --cert/--key: TLS with ALPN h2 (and http/1.1 with --allow-http1); without: h2c
-// (HTTP/2 with prior knowledge). --no-connect-protocol leaves SETTINGS_ENABLE_CONNECT_PROTOCOL
-// out of the SETTINGS; --max-streams sets SETTINGS_MAX_CONCURRENT_STREAMS. --allow-http1 also accepts HTTP/1.1 WebSocket upgrades (RFC 6455).
+// (HTTP/2 with prior knowledge). --no-connect-protocol leaves
+// SETTINGS_ENABLE_CONNECT_PROTOCOL out of the SETTINGS; --max-streams sets
+// SETTINGS_MAX_CONCURRENT_STREAMS; --allow-http1 also accepts HTTP/1.1 WebSocket upgrades
+// (RFC 6455).
 //
-// Prints to stdout, one line each: `PORT <port>` once listening, `connection <n>` for each
-// TCP connection, `extended connect <path> <n>` for the n-th extended CONNECT to a path,
-// `closed <path> rst=<code>` when a WebSocket stream closes,
-// `flood-pending <path> <bytes>` one second after a flood started (bytes the server could not
-// send yet because the client's flow-control window is closed).
+// Prints to stdout, one line each: `PORT <port>` once listening; `connection <n>` for each
+// TCP connection; `extended connect <path> <n>` for the n-th extended CONNECT to a path;
+// `closed <path> rst=<code>` when a WebSocket stream closes; `flood-pending <path> <bytes>`
+// one second after a flood started (bytes the server could not send yet because the
+// client's flow-control window is closed).
 //
 // The 200 response carries `x-seen-*` headers with what the request carried (scheme,
 // authority, user-agent, authorization, sec-websocket-extensions, sec-websocket-key).
 //
 // Echo: every data frame comes back unmasked with the same opcode and FIN bit; a Ping gets a
-// Pong; a Close is answered with a Close and END_STREAM. Text messages with a meaning:
-// `pause:MS` makes the server stop reading the stream for MS milliseconds;
-// `reset` makes the server reset the stream (RST_STREAM CANCEL); `goaway` makes it send
-// GOAWAY on the connection (the open streams go on); `destroy` closes the connection; `flood:N` makes it send N binary messages of
-// 16 KiB. The path `/redirect` answers 301 to `/echo?redirected`, `/reject` 403,
-// `/not-implemented` 501; `/http11-required` and `/refused` reset the stream with
-// HTTP_1_1_REQUIRED and REFUSED_STREAM. Frames from the client must be masked (else Close 1002).
+// Pong; a Close is answered with a Close and END_STREAM. Frames from the client must be
+// masked (else Close 1002). Text messages with a meaning: `pause:MS` makes the server stop
+// reading the stream for MS milliseconds; `reset` resets the stream (RST_STREAM CANCEL);
+// `goaway` sends GOAWAY on the connection (the open streams go on); `destroy` closes the
+// connection; `flood:N` sends N binary messages of 16 KiB. Paths: `/redirect` answers 301
+// to `/echo?redirected`, `/reject` 403 with a body, `/not-implemented` 501;
+// `/http11-required` and `/refused` reset the stream with HTTP_1_1_REQUIRED and
+// REFUSED_STREAM.
 'use strict';
 const http2 = require('http2');
 const crypto = require('crypto');

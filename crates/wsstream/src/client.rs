@@ -58,6 +58,12 @@ pub enum ConnectError {
     /// redirect is a [`Handshake`](Self::Handshake) error unless followed): its status,
     /// headers and the first bytes of its body.
     Rejected(crate::HandshakeRejection),
+    /// WebSockets over HTTP/2 (RFC 8441) failed: the server does not support them and
+    /// [`HttpVersionPreference::Http2Only`](crate::HttpVersionPreference::Http2Only) was
+    /// asked for, or the HTTP/2 connection or stream failed during the handshake. The
+    /// source is the [`Http2Error`](crate::Http2Error). (Feature `http2`.)
+    #[cfg(feature = "http2")]
+    Http2(crate::Http2Error),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -78,6 +84,8 @@ impl std::fmt::Display for ConnectError {
             Self::Redirect(_) => f.write_str("redirect not followed"),
             Self::Rejected(_) => f.write_str("the server refused the upgrade"),
             Self::Extension(_) => f.write_str("the server's extension response is not acceptable"),
+            #[cfg(feature = "http2")]
+            Self::Http2(_) => f.write_str("the WebSocket over HTTP/2 failed"),
         }
     }
 }
@@ -93,6 +101,8 @@ impl std::error::Error for ConnectError {
             Self::Redirect(e) => Some(e),
             Self::Extension(e) => Some(e),
             Self::Rejected(e) => Some(e),
+            #[cfg(feature = "http2")]
+            Self::Http2(e) => Some(e),
             _ => None,
         }
     }
@@ -128,14 +138,15 @@ impl ConnectError {
         }
     }
 }
-struct Established {
-    io: Transport,
-    leftover: BytesMut,
-    /// The `101` response head, as received.
-    head: bytes::Bytes,
-    protocol: String,
-    extensions: String,
-    deflate: Option<(DeflateParams, DeflateConfig)>,
+/// An opened connection, ready for the WebSocket engine.
+pub(crate) struct Established {
+    pub(crate) io: Transport,
+    pub(crate) leftover: BytesMut,
+    /// The `101` response head, as received (or an HTTP/2 `200` kept in the same form).
+    pub(crate) head: bytes::Bytes,
+    pub(crate) protocol: String,
+    pub(crate) extensions: String,
+    pub(crate) deflate: Option<(DeflateParams, DeflateConfig)>,
 }
 
 /// Runs a client connection: the handshake (racing the abort signal and `close()`), then
@@ -247,7 +258,7 @@ fn fail(shared: &Shared, cause: AbortReason) {
 }
 
 /// The outcome of one handshake attempt.
-enum Attempt {
+pub(crate) enum Attempt {
     Open(Box<Established>),
     /// A redirect status with a `Location`.
     Redirect {
@@ -325,11 +336,27 @@ async fn connect_once(
     headers: &[(String, String)],
     stream: Option<Box<dyn AsyncIo>>,
 ) -> Result<Attempt, ConnectError> {
+    // WebSockets over HTTP/2 when the options ask for it and the server allows it (never
+    // over a caller's stream); else the connection for HTTP/1.1, if that side made one.
+    #[cfg(feature = "http2")]
+    let connected = match stream {
+        Some(_) => None,
+        None => match crate::h2_client::connect(url, options, headers).await? {
+            crate::h2_client::H2Attempt::Done(attempt) => return Ok(attempt),
+            crate::h2_client::H2Attempt::Http1(transport) => transport,
+            crate::h2_client::H2Attempt::Http1Fallback => {
+                Some(crate::h2_client::http11_transport(url, options).await?)
+            }
+        },
+    };
+    #[cfg(not(feature = "http2"))]
+    let connected: Option<Transport> = None;
     let secure = url.scheme() == "wss";
-    let mut io = match (stream, secure) {
-        (Some(stream), false) => Transport::Other(stream),
-        (None, false) => connect_tcp(url, options).await?,
-        (stream, true) => secure_transport(stream, url, options).await?,
+    let mut io = match (connected, stream, secure) {
+        (Some(io), _, _) => io,
+        (None, Some(stream), false) => Transport::Other(stream),
+        (None, None, false) => connect_tcp(url, options).await?,
+        (None, stream, true) => secure_transport(stream, url, options).await?,
     };
     let resource = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -360,23 +387,7 @@ async fn connect_once(
             return Ok(Attempt::Redirect { error, location });
         }
     };
-    // RFC 7692 §5/§7: the response may only carry the extension we offered, with
-    // parameters we can honour; anything else fails the connection.
-    let deflate = match (
-        compression,
-        response
-            .extensions
-            .iter()
-            .find(|e| e.name == EXTENSION_NAME),
-    ) {
-        (Some(config), Some(element)) => {
-            let params = config
-                .accept_response(element)
-                .map_err(ConnectError::Extension)?;
-            Some((params, config.clone()))
-        }
-        _ => None,
-    };
+    let deflate = accept_extensions(compression, &response).map_err(ConnectError::Extension)?;
     Ok(Attempt::Open(Box::new(Established {
         io,
         leftover,
@@ -388,6 +399,29 @@ async fn connect_once(
             .unwrap_or_default(),
         deflate,
     })))
+}
+
+/// RFC 7692 §5/§7: the response may only carry the extension we offered, with parameters
+/// we can honour; anything else fails the connection. The negotiated permessage-deflate,
+/// if any.
+pub(crate) fn accept_extensions(
+    compression: Option<&DeflateConfig>,
+    response: &wsstream_proto::handshake::HandshakeResponse,
+) -> Result<Option<(DeflateParams, DeflateConfig)>, DeflateNegotiationError> {
+    Ok(
+        match (
+            compression,
+            response
+                .extensions
+                .iter()
+                .find(|e| e.name == EXTENSION_NAME),
+        ) {
+            (Some(config), Some(element)) => {
+                Some((config.accept_response(element)?, config.clone()))
+            }
+            _ => None,
+        },
+    )
 }
 
 /// TLS with the target (`wss://`) over `stream`, or over the TCP connection (or proxy

@@ -222,6 +222,12 @@
 //! * `hyper`: `server::hyper`, upgrades in a hyper 1.x server.
 //! * `axum` (implies `hyper`): `server::axum`, the `WebSocketUpgrade` extractor for
 //!   axum 0.8.
+//! * `http2`: WebSockets over HTTP/2 (RFC 8441, extended `CONNECT`). A `wss://` client
+//!   offers ALPN `h2` and `http/1.1`, uses HTTP/2 when the server allows WebSockets over
+//!   it (one HTTP/2 connection per origin, shared by its WebSockets, driven by a task of
+//!   its own) and falls back to HTTP/1.1 otherwise; the `http_version` option
+//!   (`HttpVersionPreference`) chooses, and
+//!   [`WebSocketOpenInfo::http_version`] tells which version a connection uses.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -230,6 +236,8 @@ mod client;
 mod conn;
 mod driver;
 mod error;
+#[cfg(feature = "http2")]
+mod h2_client;
 mod handshake;
 mod keepalive;
 pub mod manual;
@@ -251,9 +259,13 @@ pub use error::{
     AbortReason, CancelReason, CloseCodes, ClosedError, ConnectionError, DomException,
     DomExceptionName, OpenError, PingError, StreamError, TypeError, WebSocketError,
 };
+#[cfg(feature = "http2")]
+pub use h2_client::{Http2Error, Http2ErrorKind};
 pub use handshake::HandshakeRejection;
 /// The `http` crate this crate's signatures use (`http::Response`, `http::HeaderMap`, …).
 pub use http;
+#[cfg(feature = "http2")]
+pub use options::HttpVersionPreference;
 pub use options::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, DEFAULT_USER_AGENT, WebSocketStreamOptions,
 };

@@ -50,7 +50,10 @@ pub struct WebSocketStreamOptions {
     /// own headers (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`) cannot be
     /// overridden: such a header fails the connection (`opened` fails with a
     /// [`ConnectError::Handshake`](crate::ConnectError::Handshake) naming it). A
-    /// `User-Agent: wsstream/<version>` is sent unless one is given here.
+    /// `User-Agent: wsstream/<version>` is sent unless one is given here. Over HTTP/2
+    /// (feature `http2`) names are sent in lower case and the HTTP/1.1 connection headers
+    /// `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding` and `TE` are left out (RFC
+    /// 9113 §8.2.2).
     pub headers: Vec<(String, String)>,
     /// Largest message accepted (the frame limit is the same); larger ones close the
     /// connection with 1009 before being buffered. Default 64 MiB.
@@ -113,6 +116,65 @@ pub struct WebSocketStreamOptions {
     /// require); [`CloseCodes::Protocol`] allows every code RFC 6455 §7.4 allows on the
     /// wire (1001 going away, 1008 policy violation, 1011 internal error, …).
     pub close_codes: CloseCodes,
+    /// Which HTTP version carries the opening handshake. Default
+    /// [`HttpVersionPreference::Auto`]: a `wss://` connection offers HTTP/2 and uses
+    /// WebSockets over HTTP/2 (RFC 8441) when the server supports them, sharing one
+    /// HTTP/2 connection per origin, and HTTP/1.1 otherwise; `ws://` uses HTTP/1.1, as
+    /// browsers do. (Feature `http2`.)
+    #[cfg(feature = "http2")]
+    pub http_version: HttpVersionPreference,
+}
+
+/// The HTTP version of a client's opening handshake: the field
+/// [`http_version`](WebSocketStreamOptions::http_version) of [`WebSocketStreamOptions`].
+/// (Feature `http2`.)
+///
+/// Over HTTP/2 a WebSocket is one stream of an HTTP/2 connection, opened with an extended
+/// `CONNECT` request (RFC 8441 §4) that the server allows with its
+/// `SETTINGS_ENABLE_CONNECT_PROTOCOL` setting (RFC 8441 §3); the WebSocket frames are
+/// unchanged. WebSockets to the same origin (scheme, host, port, TLS options and proxy)
+/// made on the same tokio runtime share one HTTP/2 connection, as in browsers. That
+/// connection's socket I/O runs on one more task, spawned on the current runtime and
+/// shared by its WebSockets (multiplexing needs it driven whichever WebSocket is read or
+/// written); over HTTP/1.1 each WebSocket's own connection task does its socket I/O. The
+/// HTTP/2 connection closes 30 seconds after its last WebSocket has closed. See the
+/// manual's chapter on HTTP/2 ([`manual::http2`](crate::manual::http2)).
+/// [`WebSocketOpenInfo::http_version`](crate::WebSocketOpenInfo::http_version) tells which
+/// version a connection uses. A stream given to
+/// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream) always carries
+/// HTTP/1.1.
+#[cfg(feature = "http2")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpVersionPreference {
+    /// HTTP/2 when the server supports WebSockets over it, else HTTP/1.1, without the
+    /// application noticing: a `wss://` connection offers ALPN `h2` and `http/1.1`. If the
+    /// server picks `http/1.1` the handshake continues on that connection. If it picks
+    /// `h2` but does not allow extended `CONNECT` (no `SETTINGS_ENABLE_CONNECT_PROTOCOL`
+    /// in its first SETTINGS, RFC 8441 §3), or answers the `CONNECT` with
+    /// `RST_STREAM(HTTP_1_1_REQUIRED)`, `RST_STREAM(REFUSED_STREAM)`, `405 Method Not
+    /// Allowed` or `501 Not Implemented` (how servers say they do not do this), the
+    /// handshake is made again over a new connection offering ALPN `http/1.1` only, and
+    /// (except after `REFUSED_STREAM`, which may be momentary) the origin is remembered
+    /// for the life of the process as one without WebSockets over HTTP/2, so later
+    /// connections go to HTTP/1.1 directly; a server that picks `http/1.1` is remembered
+    /// the same way. `ws://` uses HTTP/1.1 (browsers never use unencrypted HTTP/2).
+    ///
+    /// With a rustls configuration of your own
+    /// ([`TlsOptions::with_client_config`](crate::TlsOptions::with_client_config)) its
+    /// ALPN list is used as it is: HTTP/2 is tried only if the list offers `h2` and the
+    /// server picks it; a fallback connection uses a copy of the configuration whose
+    /// ALPN list is `http/1.1` alone.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only, as without the `http2` feature: `wss://` offers ALPN `http/1.1`
+    /// (or what a configuration of your own offers).
+    Http1Only,
+    /// HTTP/2 only: `wss://` offers ALPN `h2` and `http/1.1` and fails the connection
+    /// (a [`ConnectError::Http2`](crate::ConnectError::Http2)) unless the server picks
+    /// `h2` and allows extended `CONNECT`; `ws://` speaks HTTP/2 without TLS from the
+    /// first byte ("prior knowledge", RFC 9113 §3.3), for servers known to accept it.
+    Http2Only,
 }
 
 impl Default for WebSocketStreamOptions {
@@ -135,6 +197,8 @@ impl Default for WebSocketStreamOptions {
             max_redirects: 0,
             compression: Some(DeflateConfig::default()),
             close_codes: CloseCodes::Browser,
+            #[cfg(feature = "http2")]
+            http_version: HttpVersionPreference::Auto,
         }
     }
 }
@@ -247,6 +311,14 @@ impl WebSocketStreamOptions {
     #[must_use]
     pub fn close_codes(mut self, close_codes: CloseCodes) -> Self {
         self.close_codes = close_codes;
+        self
+    }
+
+    /// Sets [`http_version`](Self::http_version).
+    #[cfg(feature = "http2")]
+    #[must_use]
+    pub fn http_version(mut self, http_version: HttpVersionPreference) -> Self {
+        self.http_version = http_version;
         self
     }
 }

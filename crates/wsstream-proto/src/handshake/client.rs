@@ -212,6 +212,35 @@ impl ClientHandshake {
         )))
     }
 
+    /// Validates the headers of a successful (2xx) HTTP/2 response to an extended CONNECT
+    /// request (RFC 8441 §5): the same subprotocol and extension checks as
+    /// [`parse_response`](Self::parse_response). HTTP/2 has no `Upgrade`, `Connection` or
+    /// `Sec-WebSocket-Accept` (RFC 8441 §5: the key and accept headers are not used), so
+    /// none is checked; the caller checks the status. `headers` are the response's
+    /// header fields, name and value.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::ProtocolMissing`], [`HandshakeError::ProtocolNotOffered`],
+    /// [`HandshakeError::InvalidExtensions`], [`HandshakeError::ExtensionNotOffered`] and
+    /// [`HandshakeError::DuplicateExtension`], as for an HTTP/1.1 response.
+    pub fn check_h2_response(
+        &self,
+        headers: &[(&str, &[u8])],
+    ) -> Result<HandshakeResponse, HandshakeError> {
+        let headers: Vec<httparse::Header<'_>> = headers
+            .iter()
+            .map(|&(name, value)| httparse::Header { name, value })
+            .collect();
+        let protocol = self.check_protocol(&headers)?;
+        let extensions = self.check_extensions(&headers)?;
+        Ok(HandshakeResponse {
+            protocol,
+            extensions,
+            headers: to_owned_headers(&headers),
+        })
+    }
+
     /// RFC 6455 §4.1 check 6: a selected subprotocol MUST be one that was offered; and, as
     /// browsers require (WHATWG WebSockets, "establish a WebSocket connection"), when
     /// protocols were offered the response MUST select one.
@@ -816,6 +845,32 @@ mod tests {
             c.parse_response(&buf).unwrap_err(),
             HandshakeError::AcceptMismatch
         );
+    }
+
+    #[test]
+    fn an_http2_response_gets_the_subprotocol_and_extension_checks() {
+        let protocols = strings(&["chat", "superchat"]);
+        let hs = ClientHandshake::with_key(&request(&protocols, Some("permessage-deflate")), KEY)
+            .unwrap();
+        let ok = hs
+            .check_h2_response(&[
+                ("sec-websocket-protocol", b"superchat"),
+                ("sec-websocket-extensions", b"permessage-deflate"),
+            ])
+            .unwrap();
+        assert_eq!(ok.protocol.as_deref(), Some("superchat"));
+        assert_eq!(ok.extensions.len(), 1);
+        assert_eq!(
+            hs.check_h2_response(&[]),
+            Err(HandshakeError::ProtocolMissing)
+        );
+        assert!(matches!(
+            hs.check_h2_response(&[
+                ("sec-websocket-protocol", b"chat"),
+                ("sec-websocket-extensions", b"x-other"),
+            ]),
+            Err(HandshakeError::ExtensionNotOffered(_))
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | [`errors`] | Which error comes from where, and how to tell a refused handshake from a TLS failure from a dead peer. |
 //! | [`server`] | Accepting connections: on a plain `TcpListener`, over TLS, or inside hyper and axum. |
 //! | [`tls`] | `wss://` as a client: which roots are trusted, private CAs, client certificates, your own rustls configuration. |
+//! | [`http2`] | WebSockets over HTTP/2 (RFC 8441, feature `http2`) as a client: when it is used, the fallback to HTTP/1.1, shared connections, flow control, closing. |
 //! | [`proxies`] | HTTP `CONNECT`, HTTPS and SOCKS5 proxies, the environment variables, `no_proxy`. |
 //! | [`compression`] | permessage-deflate (RFC 7692): what is negotiated, what it costs in CPU and memory, how to tune or turn it off. |
 //! | [`browser`] | The JavaScript `WebSocketStream` API next to its Rust spelling, and where wsstream deliberately differs. |
@@ -36,6 +37,9 @@ pub mod errors {}
 
 #[doc = include_str!("server.md")]
 pub mod server {}
+
+#[doc = include_str!("http2.md")]
+pub mod http2 {}
 
 #[doc = include_str!("tls.md")]
 pub mod tls {}

@@ -21,6 +21,10 @@ use super::AsyncIo;
 /// The ALPN protocol of a WebSocket opening handshake (RFC 6455 runs over HTTP/1.1).
 const ALPN_HTTP11: &[u8] = b"http/1.1";
 
+/// The ALPN protocol of HTTP/2 over TLS (RFC 9113 §3.2).
+#[cfg(feature = "http2")]
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+
 /// The crypto provider of every configuration built here: aws-lc-rs when its feature is
 /// on, else *ring* when its feature is on, else the process default.
 pub(crate) fn provider() -> io::Result<Arc<CryptoProvider>> {
@@ -112,7 +116,8 @@ struct ClientAuth {
 /// The default verifies the server's certificate with the platform verifier
 /// ([`Roots::Platform`]) against the URL's host name (sent as SNI; an IP-literal host
 /// is checked against the certificate's IP addresses and sends no SNI), offers ALPN
-/// `http/1.1`, and presents no client certificate. Certificate verification cannot be
+/// `http/1.1` (with the `http2` feature and `HttpVersionPreference::Auto` or
+/// `Http2Only`, `h2` and `http/1.1`), and presents no client certificate. Certificate verification cannot be
 /// turned off; to trust a private CA, add its certificate:
 ///
 /// ```no_run
@@ -136,6 +141,9 @@ pub struct TlsOptions {
     client_auth: Option<Arc<ClientAuth>>,
     custom: Option<Arc<ClientConfig>>,
     built: Arc<OnceLock<Arc<ClientConfig>>>,
+    /// The built configuration with ALPN `h2` and `http/1.1` (WebSockets over HTTP/2).
+    #[cfg(feature = "http2")]
+    built_h2: Arc<OnceLock<Arc<ClientConfig>>>,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -165,7 +173,9 @@ impl TlsOptions {
 
     /// Options that use `config` as it is: its verifier, roots, client certificate and
     /// ALPN list (set `alpn_protocols` to `[b"http/1.1"]` yourself if the server needs
-    /// ALPN). Every other setting of this value is ignored.
+    /// ALPN). Every other setting of this value is ignored. With the `http2` feature,
+    /// WebSockets over HTTP/2 are tried only if this list offers `h2` (see
+    /// `HttpVersionPreference::Auto`).
     pub fn with_client_config(config: Arc<ClientConfig>) -> Self {
         Self {
             custom: Some(config),
@@ -247,6 +257,81 @@ impl TlsOptions {
 
     fn changed(&mut self) {
         self.built = Arc::default();
+        #[cfg(feature = "http2")]
+        {
+            self.built_h2 = Arc::default();
+        }
+    }
+
+    /// The configuration of an HTTP/2 attempt: a configuration of the user's own as it
+    /// is, else the built one with ALPN `h2` and `http/1.1` (RFC 9113 §3.2).
+    #[cfg(feature = "http2")]
+    pub(crate) fn client_config_h2(&self) -> io::Result<Arc<ClientConfig>> {
+        if let Some(config) = &self.custom {
+            return Ok(config.clone());
+        }
+        if let Some(config) = self.built_h2.get() {
+            return Ok(config.clone());
+        }
+        let mut config = (*self.client_config()?).clone();
+        config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
+        let config = Arc::new(config);
+        Ok(self.built_h2.get_or_init(|| config).clone())
+    }
+
+    /// The configuration of an HTTP/1.1 attempt after HTTP/2 failed: the usual one, but a
+    /// configuration of the user's own that offers `h2` is copied with ALPN `http/1.1`
+    /// alone, so that the server cannot pick HTTP/2 again.
+    #[cfg(feature = "http2")]
+    pub(crate) fn client_config_http11(&self) -> io::Result<Arc<ClientConfig>> {
+        match &self.custom {
+            Some(config) if config.alpn_protocols.iter().any(|p| p == ALPN_H2) => {
+                let mut config = (**config).clone();
+                config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+                Ok(Arc::new(config))
+            }
+            _ => self.client_config(),
+        }
+    }
+
+    /// What tells connections made with these options apart, for sharing an HTTP/2
+    /// connection: the roots, extra roots and client certificate (by content, so that
+    /// equal options made separately share), or the identity of a configuration of the
+    /// user's own.
+    #[cfg(feature = "http2")]
+    pub(crate) fn identity(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        match &self.custom {
+            Some(config) => {
+                0u8.hash(&mut hasher);
+                (Arc::as_ptr(config) as usize).hash(&mut hasher);
+            }
+            None => {
+                1u8.hash(&mut hasher);
+                match &self.roots {
+                    Roots::Platform => 0u8.hash(&mut hasher),
+                    #[cfg(feature = "webpki-roots")]
+                    Roots::WebPki => 1u8.hash(&mut hasher),
+                    Roots::Custom(certs) => {
+                        2u8.hash(&mut hasher);
+                        for cert in certs {
+                            cert.as_ref().hash(&mut hasher);
+                        }
+                    }
+                }
+                for cert in &self.extra_roots {
+                    cert.as_ref().hash(&mut hasher);
+                }
+                if let Some(auth) = &self.client_auth {
+                    for cert in &auth.chain {
+                        cert.as_ref().hash(&mut hasher);
+                    }
+                    auth.key.secret_der().hash(&mut hasher);
+                }
+            }
+        }
+        hasher.finish()
     }
 
     fn build(&self) -> io::Result<ClientConfig> {
@@ -330,6 +415,19 @@ pub(crate) async fn connect<S: AsyncIo>(
         .await
 }
 
+/// Runs the client side of the TLS handshake over `io` for `url`'s host with `config`.
+#[cfg(feature = "http2")]
+pub(crate) async fn connect_with<S: AsyncIo>(
+    io: S,
+    url: &Url,
+    config: Arc<ClientConfig>,
+) -> io::Result<tokio_rustls::client::TlsStream<S>> {
+    let name = server_name(url)?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, io)
+        .await
+}
+
 /// The server side of TLS: a rustls [`ServerConfig`] to accept TLS connections with,
 /// before reading the WebSocket upgrade request over them.
 ///
@@ -407,5 +505,58 @@ impl TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
             .accept(io)
             .await
+    }
+}
+
+#[cfg(all(test, feature = "http2", feature = "rustls-aws-lc-rs"))]
+mod http2_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn root(name: &str) -> CertificateDer<'static> {
+        wsstream_test_support::certs::Ca::new(name).cert_der()
+    }
+
+    #[test]
+    fn equal_options_made_apart_share_an_identity_and_different_ones_do_not() {
+        let ca = root("one");
+        let mut a = TlsOptions::with_roots(Roots::Custom(vec![ca.clone()]));
+        let b = TlsOptions::with_roots(Roots::Custom(vec![ca.clone()]));
+        assert_eq!(a.identity(), b.identity());
+        a.add_root(root("two"));
+        assert_ne!(a.identity(), b.identity());
+        assert_ne!(TlsOptions::default().identity(), b.identity());
+        // A configuration of the user's own is told apart by identity, not content.
+        let config = b.client_config().unwrap();
+        let one = TlsOptions::with_client_config(config.clone());
+        let same = TlsOptions::with_client_config(config.clone());
+        let copy = TlsOptions::with_client_config(Arc::new((*config).clone()));
+        assert_eq!(one.identity(), same.identity());
+        assert_ne!(one.identity(), copy.identity());
+    }
+
+    #[test]
+    fn the_alpn_lists_of_http2_and_of_the_fallback() {
+        let options = TlsOptions::with_roots(Roots::Custom(vec![root("ca")]));
+        assert_eq!(
+            options.client_config().unwrap().alpn_protocols,
+            [b"http/1.1"]
+        );
+        let h2 = options.client_config_h2().unwrap();
+        assert_eq!(h2.alpn_protocols, [&b"h2"[..], b"http/1.1"]);
+        assert!(Arc::ptr_eq(&h2, &options.client_config_h2().unwrap()));
+        assert_eq!(
+            options.client_config_http11().unwrap().alpn_protocols,
+            [b"http/1.1"]
+        );
+        // A configuration of the user's own: as it is for HTTP/2, without h2 for the
+        // fallback.
+        let own = Arc::new((*h2).clone());
+        let options = TlsOptions::with_client_config(own.clone());
+        assert!(Arc::ptr_eq(&options.client_config_h2().unwrap(), &own));
+        assert_eq!(
+            options.client_config_http11().unwrap().alpn_protocols,
+            [b"http/1.1"]
+        );
     }
 }

@@ -209,15 +209,23 @@ fn received_above_prompt(lines: &[&str], body: &str) -> bool {
         .is_some_and(|i| lines[i + 1..].contains(&">"))
 }
 
+/// Whether tmux is here to run the test; without it, a note (and the test passes) except
+/// in CI, which installs tmux (.ci/run): there a missing tmux is a failure, not a skip.
+fn tmux_or_skip() -> bool {
+    if tmux_installed() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is required for the interactive mode test in CI"
+    );
+    eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+    false
+}
+
 #[test]
 fn interactive_prompt_sends_pings_sends_binary_and_closes() {
-    if !tmux_installed() {
-        // CI installs tmux (.ci/run): there, a missing tmux is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required for the interactive mode test in CI"
-        );
-        eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+    if !tmux_or_skip() {
         return;
     }
     let rt = Runtime::new().expect("runtime");
@@ -310,13 +318,7 @@ fn interactive_prompt_sends_pings_sends_binary_and_closes() {
 
 #[test]
 fn ctrl_d_at_the_prompt_closes_with_1000() {
-    if !tmux_installed() {
-        // CI installs tmux (.ci/run): there, a missing tmux is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required for the interactive mode test in CI"
-        );
-        eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+    if !tmux_or_skip() {
         return;
     }
     let rt = Runtime::new().expect("runtime");
@@ -350,13 +352,7 @@ fn ctrl_d_at_the_prompt_closes_with_1000() {
 
 #[test]
 fn a_terminal_gets_the_prompt_by_default_and_no_interactive_keeps_the_pipe_mode() {
-    if !tmux_installed() {
-        // CI installs tmux (.ci/run): there, a missing tmux is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required for the interactive mode test in CI"
-        );
-        eprintln!("note: tmux is not installed: the interactive mode test is skipped");
+    if !tmux_or_skip() {
         return;
     }
     let rt = Runtime::new().expect("runtime");

@@ -221,49 +221,46 @@ pub struct RequestError {
 
 impl RequestError {
     fn new(kind: RequestErrorKind) -> Self {
-        let status = kind.status();
+        Self::refusing(kind, false)
+    }
+
+    /// The refusal of a request made over HTTP/2 (see [`refusing`](Self::refusing)).
+    fn new_h2(kind: RequestErrorKind) -> Self {
+        Self::refusing(kind, true)
+    }
+
+    /// The refusal of `kind`, over HTTP/1.1 or HTTP/2.
+    ///
+    /// RFC 6455 §4.2.2 / §4.4: a server that does not speak the client's version answers
+    /// 426 with the versions it does speak. Over HTTP/2, 426 is not used: it must carry
+    /// `Upgrade`, a header HTTP/2 forbids (RFC 9113 §8.2.2), so a missing or wrong version
+    /// gets 400 with `Sec-WebSocket-Version: 13`. Nor is `Connection: close` sent there
+    /// (HTTP/2 has no such header; only the stream ends).
+    fn refusing(kind: RequestErrorKind, http2: bool) -> Self {
         let body = format!("{kind}\n");
-        let response = match status {
-            // RFC 6455 §4.2.2 / §4.4: a server that does not speak the client's version
-            // answers 426 with the versions it does speak.
+        let close = !http2;
+        let response = match kind.status() {
+            426 if http2 => build_response(
+                400,
+                "Bad Request",
+                &[("Sec-WebSocket-Version", "13")],
+                &body,
+                close,
+            ),
             426 => build_response(
                 426,
                 "Upgrade Required",
                 &[("Sec-WebSocket-Version", "13")],
                 &body,
-                true,
+                close,
             ),
-            431 => build_response(431, "Request Header Fields Too Large", &[], &body, true),
-            _ => build_response(400, "Bad Request", &[], &body, true),
+            431 => build_response(431, "Request Header Fields Too Large", &[], &body, close),
+            _ => build_response(400, "Bad Request", &[], &body, close),
         };
         Self {
             kind,
             response,
-            http2: false,
-        }
-    }
-
-    /// The refusal of a request made over HTTP/2. 426 is not used there: it must carry
-    /// `Upgrade`, a header HTTP/2 forbids (RFC 9113 §8.2.2), so a missing or wrong
-    /// version gets 400 with `Sec-WebSocket-Version: 13` (RFC 6455 §4.4). No
-    /// `Connection: close` either (HTTP/2 has no such header; only the stream ends).
-    fn new_h2(kind: RequestErrorKind) -> Self {
-        let body = format!("{kind}\n");
-        let response = match kind.status() {
-            426 => build_response(
-                400,
-                "Bad Request",
-                &[("Sec-WebSocket-Version", "13")],
-                &body,
-                false,
-            ),
-            431 => build_response(431, "Request Header Fields Too Large", &[], &body, false),
-            _ => build_response(400, "Bad Request", &[], &body, false),
-        };
-        Self {
-            kind,
-            response,
-            http2: true,
+            http2,
         }
     }
 

@@ -44,6 +44,7 @@ use wsstream::{
 use self::parse::{parse_duration, parse_positive, parse_rate, parse_size};
 use self::payload::{Payload, Stamp};
 use self::summary::{End, Outcome, Summary};
+use crate::http_version::HttpVersion;
 use crate::report;
 
 /// Handshakes in progress at once (a listen backlog is often 128 or 1024; more SYNs at
@@ -92,6 +93,12 @@ pub(crate) struct BenchArgs {
     /// so with compression on they compress well).
     #[arg(long, value_enum, value_name = "on|off", default_value = "off")]
     compression: OnOff,
+    /// The HTTP version of the handshakes: auto (wss:// uses HTTP/2 when the server
+    /// allows WebSockets over it, RFC 8441: the connections to one origin then share
+    /// HTTP/2 connections; ws:// uses HTTP/1.1), 1.1, or 2 (on ws://, HTTP/2 with prior
+    /// knowledge).
+    #[arg(long, value_enum, value_name = "auto|1.1|2", default_value = "auto")]
+    http: HttpVersion,
     /// Client threads, each running its share of the connections on a single-threaded
     /// tokio runtime (default: one per CPU, at most -c).
     #[arg(short = 't', long, value_name = "N", value_parser = parse_threads)]
@@ -289,6 +296,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             args.size
                 .max(WebSocketStreamOptions::default().max_message_size),
         )
+        .http_version(args.http.preference())
         .compression(match args.compression {
             OnOff::On => Some(DeflateConfig::default()),
             OnOff::Off => None,
@@ -572,6 +580,7 @@ async fn connection(
     handshake_done.done();
     let mut outcome = Outcome {
         handshake: Some(took),
+        http2: info.http_version() == wsstream::http::Version::HTTP_2,
         ..Outcome::default()
     };
     let (mut reader, mut writer) = match (info.readable.get_reader(), info.writable.get_writer()) {

@@ -23,6 +23,7 @@ use wsstream::{
 mod interactive;
 
 use crate::encoding::{base64_decode, base64_encode, hex_decode, hex_encode, json_string};
+use crate::http_version::HttpVersion;
 use crate::report;
 
 /// Arguments of `wsstream connect`.
@@ -111,6 +112,11 @@ pub(crate) struct ConnectArgs {
     /// Do not offer permessage-deflate (offered by default, as browsers do).
     #[arg(long)]
     no_compression: bool,
+    /// The HTTP version of the handshake: auto (wss:// uses HTTP/2 when the server allows
+    /// WebSockets over it, RFC 8441, else HTTP/1.1; ws:// uses HTTP/1.1), 1.1, or 2
+    /// (fails unless the server allows it; on ws://, HTTP/2 with prior knowledge).
+    #[arg(long, value_enum, value_name = "auto|1.1|2", default_value = "auto")]
+    http: HttpVersion,
     /// Do not close when the input (stdin, or the --exec command's output) ends: keep
     /// receiving until the server closes, a signal arrives or --max-messages were
     /// received (websocat -n).
@@ -283,13 +289,17 @@ impl Output {
     async fn open(&mut self, info: &WebSocketOpenInfo, url: &str) -> io::Result<()> {
         if self.jsonl {
             let line = format!(
-                r#"{{"type":"open","protocol":{},"extensions":{}}}"#,
+                r#"{{"type":"open","protocol":{},"extensions":{},"http":{}}}"#,
                 json_string(&info.protocol),
-                json_string(&info.extensions)
+                json_string(&info.extensions),
+                json_string(crate::http_version::describe(info.http_version()))
             );
             return self.line(line).await;
         }
         let mut note = format!("connected to {url}");
+        if info.http_version() == wsstream::http::Version::HTTP_2 {
+            note.push_str(" over HTTP/2");
+        }
         if !info.protocol.is_empty() {
             note.push_str(&format!(", protocol {:?}", info.protocol));
         }
@@ -875,6 +885,7 @@ fn options(
         .handshake_timeout(args.handshake_timeout)
         .tcp_keepalive(args.tcp_keepalive)
         .max_redirects(args.max_redirects)
+        .http_version(args.http.preference())
         .compression(if args.no_compression {
             None
         } else {

@@ -16,6 +16,7 @@ mod bench;
 mod connect;
 mod demo;
 mod encoding;
+mod http_version;
 mod listen;
 mod report;
 mod serve;

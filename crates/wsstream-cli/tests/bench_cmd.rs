@@ -510,6 +510,7 @@ fn bench_json_has_every_key_and_sent_equals_received() {
         "messages",
         "elapsed_s",
         "opened",
+        "opened_http2",
         "failed",
         "handshake_ms",
         "clean_closes",
@@ -937,27 +938,62 @@ fn bench_drain_bounds_the_wait_for_missing_echoes() {
     );
 }
 
+/// A test CA and a server certificate signed by it, as PEM files in a directory of the
+/// test's own (removed on drop).
+struct TlsFiles {
+    dir: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    fn new(test: &str) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("bench-tls-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the certificate directory");
+        let ca = wsstream_test_support::certs::Ca::new("wsstream bench test CA");
+        let leaf = ca.server(&["localhost", "127.0.0.1"]);
+        std::fs::write(dir.join("ca.pem"), ca.cert_pem()).expect("write ca.pem");
+        std::fs::write(dir.join("cert.pem"), &leaf.cert_pem).expect("write cert.pem");
+        std::fs::write(dir.join("key.pem"), &leaf.key_pem).expect("write key.pem");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    /// `wsstream serve` over TLS with the certificate (ALPN h2 and http/1.1).
+    fn serve(&self) -> Serve {
+        Serve::start_with(&[
+            "--tls-cert",
+            &self.path("cert.pem"),
+            "--tls-key",
+            &self.path("key.pem"),
+        ])
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn bench_over_tls_trusts_the_ca_given_with_ca() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bench-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the certificate directory");
-    let ca = wsstream_test_support::certs::Ca::new("wsstream bench test CA");
-    let leaf = ca.server(&["localhost", "127.0.0.1"]);
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    std::fs::write(path("ca.pem"), ca.cert_pem()).expect("write ca.pem");
-    std::fs::write(path("cert.pem"), &leaf.cert_pem).expect("write cert.pem");
-    std::fs::write(path("key.pem"), &leaf.key_pem).expect("write key.pem");
-    let server = Serve::start_with(&[
-        "--tls-cert",
-        &path("cert.pem"),
-        "--tls-key",
-        &path("key.pem"),
-    ]);
+    let files = TlsFiles::new("ca");
+    let server = files.serve();
     let url = format!("wss://{}/echo", server.addr);
 
-    let out = bench(&[&url, "--ca", &path("ca.pem"), "-m", "50", "--json", "-q"]);
+    let out = bench(&[
+        &url,
+        "--ca",
+        &files.path("ca.pem"),
+        "-m",
+        "50",
+        "--json",
+        "-q",
+    ]);
     assert_success(&out);
     assert_eq!(out.json().count("received"), 50);
 
@@ -965,7 +1001,53 @@ fn bench_over_tls_trusts_the_ca_given_with_ca() {
     let out = bench(&[&url, "-m", "50", "--json", "-q"]);
     assert_eq!(out.status.code(), Some(1), "{out:#?}");
     assert_eq!(out.json().count("failed"), 1);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_http_chooses_http2_or_http11() {
+    let files = TlsFiles::new("http");
+    let server = files.serve();
+    let url = format!("wss://{}/echo", server.addr);
+    let ca = files.path("ca.pem");
+    // auto: wsstream serve allows WebSockets over HTTP/2, so all four go over it.
+    for (http, over_http2) in [("auto", 4), ("2", 4), ("1.1", 0)] {
+        let out = bench(&[
+            &url, "--ca", &ca, "--http", http, "-c", "4", "-m", "200", "--json", "-q",
+        ]);
+        assert_success(&out);
+        let json = out.json();
+        assert_eq!(json.count("opened"), 4, "--http {http}: {json:?}");
+        assert_eq!(
+            json.count("opened_http2"),
+            over_http2,
+            "--http {http}: {json:?}"
+        );
+        assert_eq!(json.count("received"), 200, "--http {http}");
+        assert_eq!(json.count("clean_closes"), 4, "--http {http}");
+    }
+    // The table says it.
+    let out = bench(&[&url, "--ca", &ca, "--http", "2", "-c", "2", "-m", "20"]);
+    assert_success(&out);
+    assert!(
+        out.stdout.contains("2 opened (over HTTP/2)"),
+        "{}",
+        out.stdout
+    );
+    // Over ws://, --http 2 is HTTP/2 with prior knowledge, which serve accepts too.
+    let plain = Serve::start();
+    let out = bench(&[
+        &plain.echo(),
+        "--http",
+        "2",
+        "-c",
+        "2",
+        "-m",
+        "20",
+        "--json",
+        "-q",
+    ]);
+    assert_success(&out);
+    assert_eq!(out.json().count("opened_http2"), 2);
 }
 
 #[test]

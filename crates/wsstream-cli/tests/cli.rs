@@ -331,7 +331,7 @@ fn protocol_flags_are_offered_in_order() {
     ]);
     assert_eq!(
         run.expect_stdout(),
-        r#"{"type":"open","protocol":"chat","extensions":"permessage-deflate"}"#
+        r#"{"type":"open","protocol":"chat","extensions":"permessage-deflate","http":"HTTP/1.1"}"#
     );
     assert_eq!(run.expect_stdout(), r#"{"type":"text","data":"chat"}"#);
     let out = run.finish();
@@ -490,7 +490,7 @@ fn jsonl_prints_one_object_per_event() {
     assert_eq!(
         out.stdout,
         [
-            r#"{"type":"open","protocol":"","extensions":"permessage-deflate"}"#,
+            r#"{"type":"open","protocol":"","extensions":"permessage-deflate","http":"HTTP/1.1"}"#,
             r#"{"type":"text","data":"say \"hi\"\tnow \\ é"}"#,
             r#"{"type":"close","code":1005,"reason":""}"#,
         ]
@@ -849,6 +849,49 @@ fn serve_over_tls_and_connect_with_the_ca() {
             .contains(&format!("connected to wss://localhost:{port}/pingpong")),
         "{out:#?}"
     );
+}
+
+#[test]
+fn connect_http_chooses_http2_or_http11() {
+    let files = TlsFiles::new("http-version");
+    let server = files.server();
+    let ca = files.path("ca.pem");
+    let url = server.url("/echo");
+    // auto and 2: wsstream serve allows WebSockets over HTTP/2 (RFC 8441).
+    for http in ["auto", "2"] {
+        let out = run(&["connect", "--ca", &ca, "--http", http, &url], "over h2\n");
+        assert_success(&out);
+        assert_eq!(out.stdout, ["over h2"], "--http {http}");
+        assert!(
+            out.stderr
+                .contains(&format!("connected to {url} over HTTP/2")),
+            "--http {http}: {out:#?}"
+        );
+    }
+    let out = run(
+        &["connect", "--ca", &ca, "--http", "1.1", &url],
+        "over h1\n",
+    );
+    assert_success(&out);
+    assert_eq!(out.stdout, ["over h1"]);
+    assert!(!out.stderr.contains("HTTP/2"), "{out:#?}");
+    // --jsonl names the version in its open event.
+    let out = run(
+        &["connect", "--ca", &ca, "--http", "2", "--jsonl", &url],
+        "x\n",
+    );
+    assert_success(&out);
+    assert!(
+        out.stdout[0].contains(r#""http":"HTTP/2""#),
+        "{:?}",
+        out.stdout
+    );
+    // Over ws://, --http 2 speaks HTTP/2 from the first byte (prior knowledge).
+    let plain = Server::start();
+    let out = run(&["connect", "--http", "2", &plain.url("/echo")], "h2c\n");
+    assert_success(&out);
+    assert_eq!(out.stdout, ["h2c"]);
+    assert!(out.stderr.contains("over HTTP/2"), "{out:#?}");
 }
 
 /// Runs the Node.js HTTP/2 WebSocket client (three extended CONNECT streams on one
@@ -1218,6 +1261,6 @@ fn no_compression_offers_no_extension() {
     assert_success(&out);
     assert_eq!(
         out.stdout[0],
-        r#"{"type":"open","protocol":"","extensions":""}"#
+        r#"{"type":"open","protocol":"","extensions":"","http":"HTTP/1.1"}"#
     );
 }

@@ -31,6 +31,8 @@ impl Default for End {
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub(crate) handshake: Option<Duration>,
+    /// Opened over HTTP/2 (RFC 8441), not HTTP/1.1.
+    pub(crate) http2: bool,
     pub(crate) sent: u64,
     pub(crate) received: u64,
     pub(crate) replies: u64,
@@ -98,6 +100,8 @@ impl Percentiles {
 pub(crate) struct Summary {
     setup: Setup,
     opened: u64,
+    /// Of `opened`, those over HTTP/2.
+    opened_http2: u64,
     failed: u64,
     handshake_p50: Option<Duration>,
     handshake_max: Option<Duration>,
@@ -151,6 +155,10 @@ impl Summary {
         let mut summary = Self {
             setup,
             opened: handshakes.len() as u64,
+            opened_http2: outcomes
+                .iter()
+                .filter(|o| o.handshake.is_some() && o.http2)
+                .count() as u64,
             failed: 0,
             handshake_p50: nearest_rank(&handshakes, 0.5),
             handshake_max: handshakes.last().copied(),
@@ -289,9 +297,14 @@ impl Summary {
             ),
             _ => "no handshake completed".to_owned(),
         };
+        let over = match self.opened_http2 {
+            0 => String::new(),
+            n if n == self.opened => " (over HTTP/2)".to_owned(),
+            n => format!(" ({n} over HTTP/2)"),
+        };
         let _ = writeln!(
             out,
-            "connections  {} opened, {} failed; {handshake}",
+            "connections  {} opened{over}, {} failed; {handshake}",
             self.opened, self.failed
         );
         let mut closes = format!(
@@ -430,6 +443,7 @@ impl Summary {
             format!(r#""messages":{}"#, opt_u64(s.messages)),
             format!(r#""elapsed_s":{}"#, num(self.elapsed.as_secs_f64())),
             format!(r#""opened":{}"#, self.opened),
+            format!(r#""opened_http2":{}"#, self.opened_http2),
             format!(r#""failed":{}"#, self.failed),
             format!(
                 r#""handshake_ms":{{"p50":{},"max":{}}}"#,

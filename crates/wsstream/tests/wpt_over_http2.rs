@@ -2,12 +2,15 @@
 //! (see `wsstream_test_support::wpt`), checked here without the switch:
 //! `WptServer::start_http2` serves WebSockets over HTTP/2 (RFC 8441) with prior
 //! knowledge, both through the server-role stream (`/echo`) and through the raw handlers
-//! (`/remote-close?abrupt=1`, where dropping the stream stands for dropping TCP).
+//! (`/remote-close?abrupt=1`, where dropping the stream stands for dropping TCP); and
+//! that `WptServer::start` and `client_options` follow the switch.
 #![allow(clippy::unwrap_used)]
 
 use wsstream::http::Version;
 use wsstream::{ConnectionError, Message, WebSocketStream};
-use wsstream_test_support::wpt::{WptServer, http2_client_options, within};
+use wsstream_test_support::wpt::{
+    WptServer, client_options, http2_client_options, http2_switch, within,
+};
 
 /// `/echo` opens over HTTP/2 (`200`, `HTTP/2.0`) and echoes.
 #[tokio::test]
@@ -46,4 +49,22 @@ async fn a_dropped_stream_is_an_abrupt_close() {
         Err(ConnectionError::WebSocket(e)) => assert_eq!(e.close_code(), Some(1006)),
         other => panic!("closed should reject with a WebSocketError, got {other:?}"),
     }
+}
+
+/// `WptServer::start` and `client_options` follow the switch together: over HTTP/2 with
+/// `WSSTREAM_WPT_HTTP2=1`, over HTTP/1.1 without it, so a run of the WPT ports with the
+/// switch is known to have crossed HTTP/2.
+#[tokio::test]
+async fn start_and_client_options_follow_the_switch() {
+    let over_http2 = http2_switch();
+    let server = WptServer::start().await.unwrap();
+    assert_eq!(server.is_http2(), over_http2);
+    let wss = WebSocketStream::new(&server.echo_url(), client_options()).unwrap();
+    let info = within("opened", wss.opened()).await.unwrap();
+    let expected = if over_http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    assert_eq!(info.http_version(), expected);
 }

@@ -24,8 +24,8 @@
 //!   then a text message with the seconds the 16 took (e.g. `"2.013"`).
 //! * `/404` (and any unknown path): rejects the handshake with `404 Not Found`.
 //!
-//! Handlers the server-role stream cannot express, done on the raw TCP stream with
-//! hand-built frames ([`crate::frames`]):
+//! Handlers the server-role stream cannot express, done on the raw TCP stream (over
+//! HTTP/2, the upgraded stream's I/O) with hand-built frames ([`crate::frames`]):
 //!
 //! * `/remote-close?abrupt=1`: sends a ping, then drops TCP without a Close frame.
 //! * `/remote-close?code=N&reason=R&wait_for_data=1` (a Rust-only parameter): like
@@ -49,16 +49,21 @@
 //! ## Over HTTP/2
 //!
 //! The same handlers also run over WebSockets over HTTP/2 (RFC 8441):
-//! [`WptServer::start_http2`] (this crate's features `http2` and `hyper`, which wsstream's
+//! `WptServer::start_http2` (this crate's features `http2` and `hyper`, which wsstream's
 //! features of the same names turn on in its tests) serves cleartext HTTP/2 with prior
 //! knowledge (h2c) on a hyper server announcing `SETTINGS_ENABLE_CONNECT_PROTOCOL`, each
 //! WebSocket being one extended CONNECT stream. The handlers built on the server-role
 //! stream are accepted through `wsstream::server::hyper::HyperUpgrade`; the raw ones
 //! write their frames on the upgraded stream's I/O, where "dropping TCP" becomes dropping
-//! that I/O: hyper then ends the stream (END_STREAM, followed by an RST_STREAM with
-//! `NO_ERROR` since the client's side is still open), which the client sees as the end of
-//! its input without a Close frame, as when TCP is dropped (1006). Backpressure comes from
-//! HTTP/2 flow control: a handler that does not read leaves the stream's window closed.
+//! that I/O: hyper then ends its side of the stream (END_STREAM) and, the client's side
+//! being still open, h2 resets the stream (RST_STREAM with `NO_ERROR`), so the client's
+//! WebSocket ends without a Close frame and closes with 1006, as when TCP is dropped
+//! (hyper offers no way to reset an upgraded stream without the END_STREAM; the other
+//! streams of the connection are not touched). "Closing TCP" (a shutdown after the
+//! Close handshake) becomes END_STREAM. Backpressure comes from HTTP/2 flow control: a
+//! handler that does not read leaves the stream's window closed, and the client's window
+//! (256 KiB) stops a server whose client does not read. Over HTTP/2,
+//! [`WptServer::active_connections`] counts WebSockets (streams), not connections.
 //!
 //! **The switch:** with the environment variable `WSSTREAM_WPT_HTTP2=1`,
 //! [`WptServer::start`] starts that HTTP/2 server and [`client_options`] returns options
@@ -158,7 +163,7 @@ pub struct WptServer {
 
 impl WptServer {
     /// Binds `127.0.0.1:0` and starts serving in a task of the current tokio runtime:
-    /// HTTP/1.1, or, with `WSSTREAM_WPT_HTTP2=1`, HTTP/2 as [`start_http2`](Self::start_http2).
+    /// HTTP/1.1, or, with `WSSTREAM_WPT_HTTP2=1`, HTTP/2 as `start_http2`.
     ///
     /// # Errors
     ///
@@ -583,6 +588,8 @@ async fn send_backpressure(upgrade: Upgrade) {
     if writer.write(Bytes::new()).await.is_err() {
         return;
     }
+    // While the client does not read, these writes stop once the socket buffers (over
+    // HTTP/2: the client's stream window, then hyper's send buffer) are full.
     let start = Instant::now();
     for _ in 0..SEND_BACKPRESSURE_MESSAGE_COUNT {
         if writer.write(payload.clone()).await.is_err() {
@@ -601,6 +608,9 @@ async fn receive_backpressure(upgrade: Upgrade) {
     let Some(mut raw) = RawConn::accept(upgrade).await else {
         return;
     };
+    // Not reading for 2 s: over TCP the socket buffers fill up; over HTTP/2 the stream's
+    // receive window (hyper's default, 1 MiB) is not given back, so the client's writes
+    // stop once it is used up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     while let Some(frame) = raw.read_frame().await {
         if frame.is_close() {

@@ -4,6 +4,11 @@
 //! knowledge, both through the server-role stream (`/echo`) and through the raw handlers
 //! (`/remote-close?abrupt=1`, where dropping the stream stands for dropping TCP); and
 //! that `WptServer::start` and `client_options` follow the switch.
+//!
+//! Needs the features `hyper` and `http2`; gated here rather than with
+//! `required-features`, so that `cargo test --test 'wpt_*'` keeps working without them
+//! (cargo refuses a `--test` pattern that matches a target whose features are off).
+#![cfg(all(feature = "hyper", feature = "http2"))]
 #![allow(clippy::unwrap_used)]
 
 use wsstream::http::Version;

@@ -1,13 +1,17 @@
 //! `websockets/stream/tentative/abort.any.js`: the abort signal.
+//!
+//! With `WSSTREAM_WPT_HTTP2=1` (and the features `http2` + `hyper`) these tests run over
+//! WebSockets over HTTP/2: `WptServer::start` then serves HTTP/2 and `client_options()`
+//! asks for it (see `wsstream_test_support::wpt`).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use wsstream::{
     AbortController, AbortSignal, ConnectionError, DomException, DomExceptionName, Message,
-    WebSocketStream, WebSocketStreamOptions,
+    WebSocketStream,
 };
-use wsstream_test_support::wpt::{StashListener, WptServer, within};
+use wsstream_test_support::wpt::{StashListener, WptServer, client_options, within};
 
 /// Asserts that `result` failed with an `AbortError` DOMException as the abort reason.
 fn assert_abort_error<T: std::fmt::Debug>(result: Result<T, ConnectionError>, what: &str) {
@@ -32,11 +36,8 @@ async fn abort_before_constructing_should_prevent_connection() {
     let controller = AbortController::new();
     controller.abort();
     let signal = controller.signal();
-    let wss = WebSocketStream::new(
-        &stash.url(),
-        WebSocketStreamOptions::default().signal(Some(signal.clone())),
-    )
-    .expect("the constructor does not throw for an aborted signal");
+    let wss = WebSocketStream::new(&stash.url(), client_options().signal(Some(signal.clone())))
+        .expect("the constructor does not throw for an aborted signal");
     let opened = within("opened", wss.opened()).await;
     let closed = within("closed", wss.closed()).await;
     let reason = signal.reason().unwrap();
@@ -51,7 +52,7 @@ async fn abort_before_constructing_should_prevent_connection() {
     // The same with a signal created already aborted.
     let wss2 = WebSocketStream::new(
         &stash.url(),
-        WebSocketStreamOptions::default().signal(Some(AbortSignal::abort())),
+        client_options().signal(Some(AbortSignal::abort())),
     )
     .unwrap();
     assert_abort_error(within("opened", wss2.opened()).await, "opened");
@@ -72,7 +73,7 @@ async fn abort_during_handshake_should_work() {
     let controller = AbortController::new();
     let wss = WebSocketStream::new(
         &server.url("/handshake_sleep_2"),
-        WebSocketStreamOptions::default().signal(Some(controller.signal())),
+        client_options().signal(Some(controller.signal())),
     )
     .unwrap();
     // setTimeout(() => controller.abort(), 0)
@@ -89,7 +90,7 @@ async fn abort_after_connect_should_do_nothing() {
     let controller = AbortController::new();
     let wss = WebSocketStream::new(
         &server.echo_url(),
-        WebSocketStreamOptions::default().signal(Some(controller.signal())),
+        client_options().signal(Some(controller.signal())),
     )
     .unwrap();
     let info = within("opened", wss.opened()).await.unwrap();

@@ -1,13 +1,17 @@
 //! `websockets/stream/tentative/backpressure-receive.any.js`:
 //! received messages are not slurped while the application does not read.
+//!
+//! With `WSSTREAM_WPT_HTTP2=1` (and the features `http2` + `hyper`) these tests run over
+//! WebSockets over HTTP/2: `WptServer::start` then serves HTTP/2 and `client_options()`
+//! asks for it (see `wsstream_test_support::wpt`).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use wsstream::{Message, WebSocketStream, WebSocketStreamOptions};
+use wsstream::{Message, WebSocketStream};
 use wsstream_test_support::wpt::{
-    SEND_BACKPRESSURE_MESSAGE_COUNT, SEND_BACKPRESSURE_MESSAGE_SIZE, WptServer, vm_rss_bytes,
-    within,
+    SEND_BACKPRESSURE_MESSAGE_COUNT, SEND_BACKPRESSURE_MESSAGE_SIZE, WptServer, client_options,
+    vm_rss_bytes, within,
 };
 
 /// How much the process may grow while the client does not read (the test's premise:
@@ -21,11 +25,7 @@ const RSS_ALLOWANCE: u64 = 8 * 1024 * 1024;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_should_be_applied_to_received_messages() {
     let server = WptServer::start().await.unwrap();
-    let wss = WebSocketStream::new(
-        &server.url("/send-backpressure"),
-        WebSocketStreamOptions::default(),
-    )
-    .unwrap();
+    let wss = WebSocketStream::new(&server.url("/send-backpressure"), client_options()).unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
     let baseline = vm_rss_bytes().expect("VmRSS in /proc/self/status");
     // Sleep for 2 seconds without reading, sampling the memory use.

@@ -7,6 +7,10 @@
 //!   [`WebSocketCloseInfo`]; a boolean (or any non-dictionary) does not compile.
 //! * `[EnforceRange]` on `closeCode` (NaN, ±Infinity, values outside 0–65535 throw a
 //!   `TypeError`): `close_code` is an `Option<u16>`, so such values do not exist.
+//!
+//! With `WSSTREAM_WPT_HTTP2=1` (and the features `http2` + `hyper`) these tests run over
+//! WebSockets over HTTP/2: `WptServer::start` then serves HTTP/2 and `client_options()`
+//! asks for it (see `wsstream_test_support::wpt`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -14,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use wsstream::{
     CancelReason, ConnectionError, DomException, DomExceptionName, WebSocketCloseInfo,
-    WebSocketError, WebSocketOpenInfo, WebSocketStream, WebSocketStreamOptions,
+    WebSocketError, WebSocketOpenInfo, WebSocketStream,
 };
-use wsstream_test_support::wpt::{WptServer, within};
+use wsstream_test_support::wpt::{WptServer, client_options, within};
 
 async fn open(url: &str) -> (WebSocketStream, WebSocketOpenInfo) {
-    let wss = WebSocketStream::new(url, WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(url, client_options()).unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
     (wss, info)
 }
@@ -169,7 +173,7 @@ async fn close_with_an_overlong_reason_should_throw() {
 #[tokio::test]
 async fn close_during_handshake_should_work() {
     let server = WptServer::start().await.unwrap();
-    let wss = WebSocketStream::new(&server.echo_url(), WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(&server.echo_url(), client_options()).unwrap();
     wss.close(WebSocketCloseInfo::default()).unwrap();
     let opened = within("opened", wss.opened()).await.map(drop);
     let closed = within("closed", wss.closed()).await;

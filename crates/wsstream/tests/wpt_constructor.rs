@@ -6,22 +6,24 @@
 //! * "constructing with no URL should throw": `WebSocketStream::new` has a required
 //!   `url: &str` parameter; a call without it does not compile.
 //! * "constructing with invalid options should throw": `options` is a
-//!   [`WebSocketStreamOptions`]; passing `true` (or any non-dictionary) does not compile.
+//!   [`WebSocketStreamOptions`](wsstream::WebSocketStreamOptions); passing `true` (or any non-dictionary) does not compile.
 //! * "protocols should be required to be a list": `protocols` is a `Vec<String>`; a
 //!   single string does not compile.
+//!
+//! With `WSSTREAM_WPT_HTTP2=1` (and the features `http2` + `hyper`) these tests run over
+//! WebSockets over HTTP/2: `WptServer::start` then serves HTTP/2 and `client_options()`
+//! asks for it (see `wsstream_test_support::wpt`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
-use wsstream::{
-    ConnectionError, DomExceptionName, Message, WebSocketStream, WebSocketStreamOptions,
-};
-use wsstream_test_support::wpt::{WptServer, within};
+use wsstream::{ConnectionError, DomExceptionName, Message, WebSocketStream};
+use wsstream_test_support::wpt::{WptServer, client_options, within};
 
 /// WPT: "constructing with an invalid URL should throw".
 #[tokio::test]
 async fn constructing_with_an_invalid_url_should_throw() {
-    let error = WebSocketStream::new("invalid:", WebSocketStreamOptions::default()).unwrap_err();
+    let error = WebSocketStream::new("invalid:", client_options()).unwrap_err();
     assert_eq!(error.name(), DomExceptionName::SyntaxError);
 }
 
@@ -30,7 +32,7 @@ async fn constructing_with_an_invalid_url_should_throw() {
 async fn constructing_with_a_valid_url_should_work() {
     let server = WptServer::start().await.unwrap();
     let echo_url = server.echo_url();
-    let wss = WebSocketStream::new(&echo_url, WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(&echo_url, client_options()).unwrap();
     within("opened", wss.opened()).await.unwrap();
     assert_eq!(wss.url(), echo_url, "url should match");
 }
@@ -41,7 +43,7 @@ async fn setting_a_protocol_in_the_constructor_should_work() {
     let server = WptServer::start().await.unwrap();
     let wss = WebSocketStream::new(
         &server.url("/protocol_array"),
-        WebSocketStreamOptions::default().protocols(vec!["alpha".into(), "beta".into()]),
+        client_options().protocols(vec!["alpha".into(), "beta".into()]),
     )
     .unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
@@ -59,7 +61,7 @@ async fn setting_a_protocol_in_the_constructor_should_work() {
 #[tokio::test]
 async fn connection_failure_should_reject_the_promises() {
     let server = WptServer::start().await.unwrap();
-    let wss = WebSocketStream::new(&server.url("/404"), WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(&server.url("/404"), client_options()).unwrap();
     let opened = within("opened", wss.opened()).await.map(drop);
     let closed = within("closed", wss.closed()).await;
     let opened_error = match opened {
@@ -85,7 +87,7 @@ async fn connection_failure_should_reject_the_promises() {
 async fn wss_opened_should_resolve_to_the_right_types() {
     fn is_string(_: &String) {}
     let server = WptServer::start().await.unwrap();
-    let wss = WebSocketStream::new(&server.echo_url(), WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(&server.echo_url(), client_options()).unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
     info.readable
         .get_reader()

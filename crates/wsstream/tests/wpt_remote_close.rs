@@ -1,14 +1,18 @@
 //! `websockets/stream/tentative/remote-close.any.js`: the server closes.
+//!
+//! With `WSSTREAM_WPT_HTTP2=1` (and the features `http2` + `hyper`) these tests run over
+//! WebSockets over HTTP/2: `WptServer::start` then serves HTTP/2 and `client_options()`
+//! asks for it (see `wsstream_test_support::wpt`).
 #![allow(clippy::unwrap_used)]
 
 use wsstream::{
     ConnectionError, DomExceptionName, StreamError, WebSocketCloseInfo, WebSocketOpenInfo,
-    WebSocketStream, WebSocketStreamOptions,
+    WebSocketStream,
 };
-use wsstream_test_support::wpt::{WptServer, within};
+use wsstream_test_support::wpt::{WptServer, client_options, within};
 
 async fn open(url: &str) -> (WebSocketStream, WebSocketOpenInfo) {
-    let wss = WebSocketStream::new(url, WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(url, client_options()).unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
     (wss, info)
 }

@@ -16,17 +16,18 @@
 //! The two garbage-collection tests are reworded for Rust (no GC): drop every handle
 //! while writes are pending; nothing panics; the pending `WriteFuture`s settle (with an
 //! error if the message was not sent).
+//!
+//! With `WSSTREAM_WPT_HTTP2=1` (and the features `http2` + `hyper`) these tests run over
+//! WebSockets over HTTP/2: `WptServer::start` then serves HTTP/2 and `client_options()`
+//! asks for it (see `wsstream_test_support::wpt`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use wsstream::{
-    ConnectionError, DomExceptionName, WebSocketStream, WebSocketStreamOptions, WebSocketWriter,
-    WriteFuture,
-};
-use wsstream_test_support::wpt::{WptServer, within};
+use wsstream::{ConnectionError, DomExceptionName, WebSocketStream, WebSocketWriter, WriteFuture};
+use wsstream_test_support::wpt::{WptServer, client_options, within};
 
 /// Must match the `/echo_exit` handler.
 const GOODBYE_MESSAGE: &str = "Goodbye";
@@ -53,8 +54,7 @@ fn count_panics() {
 /// message cannot be sent completely before that; waits for the "Goodbye" write and for
 /// `closed` to reject with a WebSocketError.
 async fn send_goodbye_then_big_message(server: &WptServer) -> (WebSocketWriter, WriteFuture) {
-    let wss =
-        WebSocketStream::new(&server.url("/echo_exit"), WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(&server.url("/echo_exit"), client_options()).unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
     let mut writer = info.writable.get_writer().unwrap();
     let goodbye = writer.write(GOODBYE_MESSAGE);
@@ -129,7 +129,7 @@ async fn garbage_collecting_a_websocket_stream_doesnt_crash_while_write_promise_
     count_panics();
     let panics_before = PANICS.load(Ordering::Acquire);
     let server = WptServer::start().await.unwrap();
-    let wss = WebSocketStream::new(&server.echo_url(), WebSocketStreamOptions::default()).unwrap();
+    let wss = WebSocketStream::new(&server.echo_url(), client_options()).unwrap();
     let info = within("opened", wss.opened()).await.unwrap();
     let mut writer = info.writable.get_writer().unwrap();
     drop(wss);

@@ -4,7 +4,7 @@
 //!
 //! * Server: `wsstream-bench serve-h2 <1|2> [max streams]`, a child process with a hyper
 //!   server on a current-thread runtime (`1`) or two workers (`2`). It listens on two
-//!   ports of 127.0.0.1 (`LISTEN <addr>`, then `WARMUP <addr>` for the warm-up stream, a
+//!   ports of 127.0.0.1 with a backlog of 4,096 (`LISTEN <addr>`, then `WARMUP <addr>` for the warm-up stream, a
 //!   different origin so it does not leave a pooled HTTP/2 connection behind for the
 //!   measured streams). On each accepted connection it looks at the first byte: a TLS
 //!   handshake gets TLS with ALPN `h2` and `http/1.1` and then HTTP/2 (hyper's
@@ -93,7 +93,8 @@ impl Certs {
         let ca_cert = ca.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca, ca_key);
         let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
-        leaf.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
@@ -177,7 +178,10 @@ pub(crate) fn serve(args: &[String]) -> Result<(), BoxError> {
         (Ok(cert), Ok(key)) => (cert, key),
         _ => {
             let certs = Certs::new()?;
-            eprintln!("serve-h2: trust this certificate authority:\n{}", certs.ca_pem);
+            eprintln!(
+                "serve-h2: trust this certificate authority:\n{}",
+                certs.ca_pem
+            );
             (certs.cert_pem, certs.key_pem)
         }
     };
@@ -195,8 +199,8 @@ pub(crate) fn serve(args: &[String]) -> Result<(), BoxError> {
             .enable_all()
             .build()?
     };
-    let main = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
-    let warm = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+    let main = rt.block_on(async { listen() })?;
+    let warm = rt.block_on(async { listen() })?;
     println!("LISTEN {}", main.local_addr()?);
     println!("WARMUP {}", warm.local_addr()?);
     std::io::stdout().flush()?;
@@ -218,6 +222,19 @@ pub(crate) fn serve(args: &[String]) -> Result<(), BoxError> {
     rt.spawn(accept_loop(warm, tls.clone(), max_streams, false));
     rt.block_on(accept_loop(main, tls, max_streams, true));
     Ok(())
+}
+
+/// Connections waiting to be accepted, at most (the kernel caps it at `somaxconn`).
+const BACKLOG: u32 = 4096;
+
+/// A listener on a free port of 127.0.0.1 with a backlog of [`BACKLOG`]. `TcpListener::bind`
+/// takes 128, the standard library's value: 1,000 HTTP/1.1 connections arriving at once
+/// overflow it, and the connections whose SYN is dropped wait a second for its
+/// retransmission.
+fn listen() -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(([127, 0, 0, 1], 0).into())?;
+    socket.listen(BACKLOG)
 }
 
 /// Accepts connections forever, each served by a task of its own; `main`: counted.
@@ -264,9 +281,10 @@ async fn connection(tcp: TcpStream, tls: TlsAcceptor, max_streams: u32, main: bo
     };
     if io.get_ref().1.alpn_protocol() == Some(b"h2") {
         bump(&COUNTS.tls_h2, main);
-        let service = service_fn(move |request| async move {
-            Ok::<_, Infallible>(route(request, true, main))
-        });
+        let service =
+            service_fn(
+                move |request| async move { Ok::<_, Infallible>(route(request, true, main)) },
+            );
         let served = http2::Builder::new(TokioExecutor::new())
             .enable_connect_protocol()
             .max_concurrent_streams(max_streams)
@@ -636,14 +654,14 @@ async fn open(
     let wss = WebSocketStream::new(url, options.clone())?;
     let info = wss.opened().await.map_err(fd_hint)?;
     if info.http_version() != version {
-        return Err(format!("opened over {:?}, expected {version:?}", info.http_version()).into());
-    }
-    if !info.extensions.is_empty() {
         return Err(format!(
-            "extensions {:?}: the server must decline",
-            info.extensions
+            "opened over {:?}, expected {version:?}",
+            info.http_version()
         )
         .into());
+    }
+    if !info.extensions.is_empty() {
+        return Err(format!("extensions {:?}: the server must decline", info.extensions).into());
     }
     Ok((wss, info))
 }
@@ -707,7 +725,9 @@ async fn warm_up(
     let mut reader = info.readable.get_reader()?;
     let mut writer = info.writable.get_writer()?;
     echo_once(&mut reader, &mut writer, "warm-up".into()).await?;
-    close(&wss).await.map_err(|e| format!("warm-up: {e}").into())
+    close(&wss)
+        .await
+        .map_err(|e| format!("warm-up: {e}").into())
 }
 
 /// One measured stream: open (holding a permit), report, wait for the echo phase, echo

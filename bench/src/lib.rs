@@ -38,8 +38,9 @@
 //! scenarios (for investigation; the matrix does not use it).
 //!
 //! The `wsstream-bench-heap` binary is the same program with a counting global allocator;
-//! the idle scenario runs through it (when built) to report heap bytes per connection
-//! without slowing the throughput scenarios down with allocation counting.
+//! the idle and streams scenarios run through it (when built) to report heap bytes per
+//! connection or stream without slowing the throughput scenarios down with allocation
+//! counting.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -70,7 +71,7 @@ pub fn run_cli(heap: Option<HeapProbe>) -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("server") => run_server(),
         Some("serve-echo") => serve::run(&args[1..]),
-        Some("serve-h2") => streams::serve(&args[1..]),
+        Some("serve-h2") => streams::serve(&args[1..], heap),
         Some("matrix") => matrix::run(),
         Some("list") => {
             for s in SCENARIOS {
@@ -234,7 +235,7 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
         .scaled(scale());
     let client =
         Client::find(client).ok_or_else(|| format!("unknown client {client:?} (try `list`)"))?;
-    if matches!(scenario.kind, Kind::Idle { .. })
+    if matches!(scenario.kind, Kind::Idle { .. } | Kind::Streams { .. })
         && heap.is_none()
         && let Some(heap_bin) = sibling("wsstream-bench-heap")
     {
@@ -253,7 +254,8 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
         if client != Client::Wsstream {
             return Err(format!("{} does not run {}", client.name(), scenario.name).into());
         }
-        let outcome = streams::run(&scenario).map_err(|e| format!("{}: {e}", scenario.name))?;
+        let outcome =
+            streams::run(&scenario, heap).map_err(|e| format!("{}: {e}", scenario.name))?;
         println!("{}", outcome.line());
         return Ok(());
     }

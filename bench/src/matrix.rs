@@ -186,6 +186,7 @@ fn median(v: &[Outcome]) -> Outcome {
         open_ms: m(|o| o.open_ms),
         server_rss_kib: m(|o| o.server_rss_kib),
         conns: m(|o| o.conns),
+        server_heap_kib: m(|o| o.server_heap_kib),
     }
 }
 
@@ -435,20 +436,27 @@ fn print_streams_table(
     // Like the targets table, the last table ends without a blank line.
     println!(
         "| streams to one origin | scenario | open all, ms | open p50, ms | open p99, ms | \
-         client KiB/stream | server KiB/stream | TCP connections | client CPU µs/stream | \
-         server CPU µs/stream |"
+         client KiB/stream, RSS (heap) | server KiB/stream, RSS (heap) | TCP connections | \
+         client CPU µs/stream | server CPU µs/stream |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let kib = |rss: f64, heap: f64| {
+        if heap < 0.0 {
+            format!("{rss:.2}")
+        } else {
+            format!("{rss:.2} ({heap:.2})")
+        }
+    };
     for (si, o) in rows {
         println!(
-            "| {} | `{}` | {:.0} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            "| {} | `{}` | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.0} |",
             label(&scenarios[si]),
             scenarios[si].name,
             o.open_ms,
             o.p50_us / 1e3,
             o.p99_us / 1e3,
-            o.rss_kib,
-            o.server_rss_kib,
+            kib(o.rss_kib, o.heap_kib),
+            kib(o.server_rss_kib, o.server_heap_kib),
             o.conns,
             o.cpu_ns / 1e3,
             o.server_cpu_ns / 1e3,

@@ -642,6 +642,9 @@ pub(crate) struct Outcome {
     pub(crate) server_rss_kib: f64,
     /// Streams scenarios: the TCP connections the server accepted for the streams.
     pub(crate) conns: f64,
+    /// Streams scenarios: the server's live heap growth per stream, in KiB; negative when
+    /// not measured.
+    pub(crate) server_heap_kib: f64,
 }
 
 impl Outcome {
@@ -676,7 +679,8 @@ impl Outcome {
     pub(crate) fn line(&self) -> String {
         format!(
             "RESULT rate={} mbps={} p50_us={} p99_us={} cpu_ns={} rss_kib={} heap_kib={} \
-             wire_ratio={} server_cpu_ns={} open_ms={} server_rss_kib={} conns={}",
+             wire_ratio={} server_cpu_ns={} open_ms={} server_rss_kib={} conns={} \
+             server_heap_kib={}",
             self.rate,
             self.mbps,
             self.p50_us,
@@ -689,6 +693,7 @@ impl Outcome {
             self.open_ms,
             self.server_rss_kib,
             self.conns,
+            self.server_heap_kib,
         )
     }
 
@@ -712,6 +717,7 @@ impl Outcome {
                 "open_ms" => o.open_ms = v,
                 "server_rss_kib" => o.server_rss_kib = v,
                 "conns" => o.conns = v,
+                "server_heap_kib" => o.server_heap_kib = v,
                 _ => {}
             }
         }

@@ -60,7 +60,7 @@ use wsstream::{
 };
 
 use crate::scenario::{Clock, Http, Kind, Outcome, Scenario, set_server_pid};
-use crate::{BoxError, ServerChild};
+use crate::{BoxError, HeapProbe, ServerChild};
 
 /// How long each phase (opening, echoing, closing) may take before the run fails.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -140,10 +140,13 @@ static COUNTS: Counts = Counts {
 };
 
 impl Counts {
-    fn line(&self) -> String {
+    /// The `STATS` line, with the live heap bytes when `heap` can tell them.
+    fn line(&self, heap: Option<HeapProbe>) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        let heap = heap.map_or_else(String::new, |h| format!(" heap={}", h()));
         format!(
-            "STATS tcp={} tls_h2={} tls_h1={} plain={} opened={} clean={} unclean={} failed={}",
+            "STATS tcp={} tls_h2={} tls_h1={} plain={} opened={} clean={} unclean={} \
+             failed={}{heap}",
             get(&self.tcp),
             get(&self.tls_h2),
             get(&self.tls_h1),
@@ -163,7 +166,7 @@ fn bump(counter: &AtomicU64, main: bool) {
 }
 
 /// Runs `wsstream-bench serve-h2 <1|2> [max streams]` (`args` without the command).
-pub(crate) fn serve(args: &[String]) -> Result<(), BoxError> {
+pub(crate) fn serve(args: &[String], heap: Option<HeapProbe>) -> Result<(), BoxError> {
     let usage = "usage: wsstream-bench serve-h2 <1|2 workers> [max streams per HTTP/2 connection]";
     let workers: usize = match args.first().map(String::as_str) {
         None | Some("1") => 1,
@@ -210,7 +213,7 @@ pub(crate) fn serve(args: &[String]) -> Result<(), BoxError> {
             let Ok(line) = line else { break };
             if line.trim() == "stats" {
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", COUNTS.line());
+                let _ = writeln!(out, "{}", COUNTS.line(heap));
                 let _ = out.flush();
             }
         }
@@ -416,7 +419,7 @@ enum Event {
 }
 
 /// Runs a streams scenario: starts the `serve-h2` child, measures, checks.
-pub(crate) fn run(scenario: &Scenario) -> Result<Outcome, BoxError> {
+pub(crate) fn run(scenario: &Scenario, heap: Option<HeapProbe>) -> Result<Outcome, BoxError> {
     let Kind::Streams {
         n,
         http,
@@ -465,6 +468,7 @@ pub(crate) fn run(scenario: &Scenario) -> Result<Outcome, BoxError> {
             url,
             warm_url,
             options,
+            heap,
         },
     ));
     // Stop the server before the client's runtime (and its connections) goes away.
@@ -482,6 +486,8 @@ struct Plan {
     url: String,
     warm_url: String,
     options: WebSocketStreamOptions,
+    /// The live heap of this process, in the `wsstream-bench-heap` binary.
+    heap: Option<HeapProbe>,
 }
 
 async fn measure(server: &mut ServerChild, plan: Plan) -> Result<Outcome, BoxError> {
@@ -493,6 +499,7 @@ async fn measure(server: &mut ServerChild, plan: Plan) -> Result<Outcome, BoxErr
         url,
         warm_url,
         options,
+        heap,
     } = plan;
     let version = match http {
         Http::H2 => http::Version::HTTP_2,
@@ -505,6 +512,7 @@ async fn measure(server: &mut ServerChild, plan: Plan) -> Result<Outcome, BoxErr
     let pid = server.pid();
     let stats0 = Stats::ask(server)?;
     let rss0 = crate::mem::rss_kib()?;
+    let heap0 = heap.map(|h| h());
     let server_rss0 = crate::mem::rss_kib_of(pid)?;
 
     let url: Arc<str> = url.into();
@@ -558,6 +566,7 @@ async fn measure(server: &mut ServerChild, plan: Plan) -> Result<Outcome, BoxErr
     // Every stream now waits in `reader.read()`, on both sides.
     tokio::time::sleep(SETTLE).await;
     let rss1 = crate::mem::rss_kib()?;
+    let heap1 = heap.map(|h| h());
     let server_rss1 = crate::mem::rss_kib_of(pid)?;
     let stats1 = Stats::ask(server)?;
 
@@ -637,7 +646,14 @@ async fn measure(server: &mut ServerChild, plan: Plan) -> Result<Outcome, BoxErr
         cpu_ns: span.cpu_ns as f64 / n as f64,
         server_cpu_ns: span.server_cpu_ns as f64 / n as f64,
         rss_kib: per(rss0, rss1),
-        heap_kib: -1.0,
+        heap_kib: match (heap0, heap1) {
+            (Some(a), Some(b)) => per(a as u64, b as u64) / 1024.0,
+            _ => -1.0,
+        },
+        server_heap_kib: match (stats0.0.get("heap"), stats1.0.get("heap")) {
+            (Some(&a), Some(&b)) => per(a, b) / 1024.0,
+            _ => -1.0,
+        },
         open_ms: secs * 1e3,
         server_rss_kib: per(server_rss0, server_rss1),
         conns: conns as f64,

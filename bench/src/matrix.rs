@@ -271,13 +271,33 @@ fn label_kind(kind: Kind) -> String {
                 format!("{at_once} at a time")
             };
             let limit = if http == crate::scenario::Http::H2 {
-                format!(", server allows {max_streams} streams per connection")
+                format!(
+                    ", server allows {} streams per connection",
+                    thousands(u64::from(max_streams))
+                )
             } else {
                 String::new()
             };
-            format!("{} streams, {}, {opening}{limit}", count(n), http.label())
+            format!(
+                "{} streams, {}, {opening}{limit}",
+                thousands(n),
+                http.label()
+            )
         }
     }
+}
+
+/// `n` with a comma between groups of three digits (1,000).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn print_tables(

@@ -38,9 +38,10 @@
 //! scenarios (for investigation; the matrix does not use it).
 //!
 //! The `wsstream-bench-heap` binary is the same program with a counting global allocator;
-//! the idle and streams scenarios run through it (when built) to report heap bytes per
-//! connection or stream without slowing the throughput scenarios down with allocation
-//! counting.
+//! the idle scenario runs through it (when built) to report heap bytes per connection
+//! without slowing the throughput scenarios down with allocation counting. A streams
+//! scenario runs once in this binary (times, CPU, RSS) and once more in that one (heap
+//! per stream on both sides).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -235,7 +236,7 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
         .scaled(scale());
     let client =
         Client::find(client).ok_or_else(|| format!("unknown client {client:?} (try `list`)"))?;
-    if matches!(scenario.kind, Kind::Idle { .. } | Kind::Streams { .. })
+    if matches!(scenario.kind, Kind::Idle { .. })
         && heap.is_none()
         && let Some(heap_bin) = sibling("wsstream-bench-heap")
     {
@@ -254,8 +255,27 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
         if client != Client::Wsstream {
             return Err(format!("{} does not run {}", client.name(), scenario.name).into());
         }
-        let outcome =
+        let mut outcome =
             streams::run(&scenario, heap).map_err(|e| format!("{}: {e}", scenario.name))?;
+        if heap.is_none()
+            && let Some(heap_bin) = sibling("wsstream-bench-heap")
+        {
+            // The heap figures come from a second run with the counting allocator, which
+            // slows the handshakes down by 10–20 %: the times, CPU and RSS are this run's.
+            let counted = Command::new(heap_bin)
+                .args(std::env::args().skip(1))
+                .stderr(Stdio::inherit())
+                .output()?;
+            if !counted.status.success() {
+                return Err(format!("wsstream-bench-heap: {}", counted.status).into());
+            }
+            let counted = String::from_utf8_lossy(&counted.stdout)
+                .lines()
+                .find_map(scenario::Outcome::parse)
+                .ok_or("no RESULT line from wsstream-bench-heap")?;
+            outcome.heap_kib = counted.heap_kib;
+            outcome.server_heap_kib = counted.server_heap_kib;
+        }
         println!("{}", outcome.line());
         return Ok(());
     }

@@ -11,12 +11,17 @@
 # On a 2-core machine the server (one thread) and the measured client (one current-thread
 # runtime) each get a core; nothing is pinned. The server-role scenarios (server-echo-*,
 # server-idle*) turn it around: each library's echo server in a child process (one worker,
-# or two for -mt) against one raw load client; they add about 2 minutes.
+# or two for -mt) against one raw load client; they add about 2 minutes. The streams-1000-*
+# scenarios open 1,000 WebSocketStreams to one origin over HTTP/2 and over HTTP/1.1
+# (wsstream on both sides, the server a hyper one in a child process):
+#
+#   WSB_SCENARIOS=streams-1000-h2,streams-1000-h1,streams-1000-ws WSB_CLIENTS=wsstream bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # 10,000 idle connections need two descriptors each on loopback (client and server side;
-# `idle` and `server-idle` alike, one per process).
+# `idle` and `server-idle` alike, one per process). streams-1000-h1 needs 1,000 in each
+# process, close to the usual soft limit of 1,024 with the runtime's own.
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then
     ulimit -n 65536

@@ -22,6 +22,11 @@
 //! * `wsstream-bench server`: the server alone; prints `LISTEN <addr>`.
 //! * `wsstream-bench serve-echo <library> <1|2>`: one library's echo server alone, on a
 //!   current-thread runtime (`1`) or two workers (`2`); prints `LISTEN <addr>`.
+//! * `wsstream-bench serve-h2 <1|2> [max streams]`: the server of the streams-N scenarios
+//!   (`streams-1000-h2`, `streams-1000-h1`, ...; `src/streams.rs`), a hyper server with
+//!   TLS (ALPN `h2` and `http/1.1`) and cleartext on one port, upgrading every request
+//!   with wsstream's `HyperUpgrade` over HTTP/2 or HTTP/1.1 and echoing. In those
+//!   scenarios `<client>` must be `wsstream`: its client opens N streams to one origin.
 //!
 //! `WSB_SCALE` multiplies every message and connection count (default 1: the issue's
 //! counts; the server echo scenarios keep their connection count and scale the round
@@ -34,7 +39,9 @@
 //!
 //! The `wsstream-bench-heap` binary is the same program with a counting global allocator;
 //! the idle scenario runs through it (when built) to report heap bytes per connection
-//! without slowing the throughput scenarios down with allocation counting.
+//! without slowing the throughput scenarios down with allocation counting. A streams
+//! scenario runs once in this binary (times, CPU, RSS) and once more in that one (heap
+//! per stream on both sides).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -46,6 +53,7 @@ mod mem;
 mod scenario;
 mod serve;
 mod server;
+mod streams;
 mod wire;
 
 use clients::{CLIENTS, Client};
@@ -64,6 +72,7 @@ pub fn run_cli(heap: Option<HeapProbe>) -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("server") => run_server(),
         Some("serve-echo") => serve::run(&args[1..]),
+        Some("serve-h2") => streams::serve(&args[1..], heap),
         Some("matrix") => matrix::run(),
         Some("list") => {
             for s in SCENARIOS {
@@ -78,7 +87,7 @@ pub fn run_cli(heap: Option<HeapProbe>) -> ExitCode {
         _ => {
             eprintln!(
                 "usage: wsstream-bench <scenario> <client> | matrix | server | \
-                 serve-echo <library> <1|2> | list\n\
+                 serve-echo <library> <1|2> | serve-h2 <1|2> [max streams] | list\n\
                  scenarios: {}\nclients: {}",
                 SCENARIOS
                     .iter()
@@ -144,14 +153,22 @@ pub(crate) fn exit_with_parent() {
 pub(crate) struct ServerChild {
     child: std::process::Child,
     addr: String,
+    /// Its stdout, for the lines after `LISTEN` (`serve-h2` answers requests on it).
+    stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl ServerChild {
     /// Starts `wsstream-bench <args>` and waits for its `LISTEN` line.
     pub(crate) fn start(args: &[&str]) -> Result<Self, BoxError> {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables.
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self, BoxError> {
         let child = Command::new(std::env::current_exe()?)
             .args(args)
             .env(WATCH_STDIN, "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -159,11 +176,10 @@ impl ServerChild {
         let mut server = Self {
             child,
             addr: String::new(),
+            stdout: None,
         };
-        let mut line = String::new();
-        if let Some(out) = server.child.stdout.take() {
-            BufReader::new(out).read_line(&mut line)?;
-        }
+        server.stdout = server.child.stdout.take().map(BufReader::new);
+        let line = server.read_line()?;
         server.addr = line
             .trim()
             .strip_prefix("LISTEN ")
@@ -180,6 +196,24 @@ impl ServerChild {
     /// Its process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The next line it prints on stdout (without the line end).
+    pub(crate) fn read_line(&mut self) -> Result<String, BoxError> {
+        let mut line = String::new();
+        let out = self.stdout.as_mut().ok_or("no stdout")?;
+        if out.read_line(&mut line)? == 0 {
+            return Err("the server child ended".into());
+        }
+        Ok(line.trim_end().to_owned())
+    }
+
+    /// Writes `request` as a line on its stdin and returns the line it answers.
+    pub(crate) fn ask(&mut self, request: &str) -> Result<String, BoxError> {
+        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "{request}")?;
+        stdin.flush()?;
+        self.read_line()
     }
 }
 
@@ -214,6 +248,36 @@ fn single(scenario: &str, client: &str, heap: Option<HeapProbe>) -> Result<(), B
         } else {
             Err(format!("wsstream-bench-heap: {status}").into())
         };
+    }
+    if let Kind::Streams { .. } = scenario.kind {
+        // wsstream on both sides: its client here, a hyper server upgrading with
+        // `HyperUpgrade` in a `serve-h2` child (`src/streams.rs`).
+        if client != Client::Wsstream {
+            return Err(format!("{} does not run {}", client.name(), scenario.name).into());
+        }
+        let mut outcome =
+            streams::run(&scenario, heap).map_err(|e| format!("{}: {e}", scenario.name))?;
+        if heap.is_none()
+            && let Some(heap_bin) = sibling("wsstream-bench-heap")
+        {
+            // The heap figures come from a second run with the counting allocator, which
+            // slows the handshakes down by 10–20 %: the times, CPU and RSS are this run's.
+            let counted = Command::new(heap_bin)
+                .args(std::env::args().skip(1))
+                .stderr(Stdio::inherit())
+                .output()?;
+            if !counted.status.success() {
+                return Err(format!("wsstream-bench-heap: {}", counted.status).into());
+            }
+            let counted = String::from_utf8_lossy(&counted.stdout)
+                .lines()
+                .find_map(scenario::Outcome::parse)
+                .ok_or("no RESULT line from wsstream-bench-heap")?;
+            outcome.heap_kib = counted.heap_kib;
+            outcome.server_heap_kib = counted.server_heap_kib;
+        }
+        println!("{}", outcome.line());
+        return Ok(());
     }
     if scenario.kind.is_server() {
         // The participant is the server; the load client is raw (`src/load.rs`).

@@ -149,6 +149,16 @@ fn brief(kind: Kind, o: &Outcome) -> String {
             o.rate, o.p50_us, o.p99_us, o.server_cpu_ns, o.cpu_ns
         ),
         Kind::ServerIdle { .. } => format!("server RSS {:.2} KiB/conn", o.rss_kib),
+        Kind::Streams { .. } => format!(
+            "open all {:.0} ms (p50 {:.1} ms p99 {:.1} ms) RSS/stream client {:.2} KiB \
+             server {:.2} KiB, {:.0} TCP",
+            o.open_ms,
+            o.p50_us / 1e3,
+            o.p99_us / 1e3,
+            o.rss_kib,
+            o.server_rss_kib,
+            o.conns
+        ),
     }
 }
 
@@ -173,6 +183,10 @@ fn median(v: &[Outcome]) -> Outcome {
         heap_kib: m(|o| o.heap_kib),
         wire_ratio: m(|o| o.wire_ratio),
         server_cpu_ns: m(|o| o.server_cpu_ns),
+        open_ms: m(|o| o.open_ms),
+        server_rss_kib: m(|o| o.server_rss_kib),
+        conns: m(|o| o.conns),
+        server_heap_kib: m(|o| o.server_heap_kib),
     }
 }
 
@@ -245,7 +259,45 @@ fn label_kind(kind: Kind) -> String {
             if conns == 1 { "" } else { "s" }
         ),
         Kind::ServerIdle { conns } => format!("{} idle connections", count(conns)),
+        Kind::Streams {
+            n,
+            http,
+            at_once,
+            max_streams,
+        } => {
+            let opening = if at_once == 0 {
+                "all at once".to_owned()
+            } else {
+                format!("{at_once} at a time")
+            };
+            let limit = if http == crate::scenario::Http::H2 {
+                format!(
+                    ", server allows {} streams per connection",
+                    thousands(u64::from(max_streams))
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{} streams, {}, {opening}{limit}",
+                thousands(n),
+                http.label()
+            )
+        }
     }
+}
+
+/// `n` with a comma between groups of three digits (1,000).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn print_tables(
@@ -371,11 +423,65 @@ fn print_tables(
         println!();
     }
     let targets = print_targets(scenarios, clients, medians, &raw_of, &best_peer);
-    if targets && scenarios.iter().any(|s| s.kind.is_server()) {
+    let server = scenarios.iter().any(|s| s.kind.is_server());
+    if targets && server {
         // The targets table ends without a blank line (the script's own line follows it).
         println!();
     }
     print_server_tables(scenarios, clients, medians, &raw_of, &best_peer);
+    if (targets || server) && scenarios.iter().any(|s| s.kind.is_streams()) {
+        println!();
+    }
+    print_streams_table(scenarios, clients, medians);
+}
+
+/// The streams-N table: wsstream's client and a hyper server with `HyperUpgrade`, the time
+/// to open N streams to one origin, the memory per stream on both sides, and the TCP
+/// connections they took.
+fn print_streams_table(
+    scenarios: &[Scenario],
+    clients: &[Client],
+    medians: &BTreeMap<(usize, usize), Outcome>,
+) {
+    let Some(ws) = clients.iter().position(|c| *c == Client::Wsstream) else {
+        return;
+    };
+    let rows: Vec<(usize, &Outcome)> = (0..scenarios.len())
+        .filter(|&i| scenarios[i].kind.is_streams())
+        .filter_map(|si| medians.get(&(si, ws)).map(|o| (si, o)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    // Like the targets table, the last table ends without a blank line.
+    println!(
+        "| streams to one origin | scenario | open all, ms | open p50, ms | open p99, ms | \
+         client KiB/stream, RSS (heap) | server KiB/stream, RSS (heap) | TCP connections | \
+         client CPU µs/stream | server CPU µs/stream |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let kib = |rss: f64, heap: f64| {
+        if heap < 0.0 {
+            format!("{rss:.2}")
+        } else {
+            format!("{rss:.2} ({heap:.2})")
+        }
+    };
+    for (si, o) in rows {
+        println!(
+            "| {} | `{}` | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            label(&scenarios[si]),
+            scenarios[si].name,
+            o.open_ms,
+            o.p50_us / 1e3,
+            o.p99_us / 1e3,
+            kib(o.rss_kib, o.heap_kib),
+            kib(o.server_rss_kib, o.server_heap_kib),
+            o.conns,
+            o.cpu_ns / 1e3,
+            o.server_cpu_ns / 1e3,
+        );
+    }
 }
 
 /// The server-role tables: the echo loops (rates, latency, the server's CPU time per round
@@ -470,7 +576,7 @@ fn print_targets(
     // both runtimes for 16 B and echo).
     if !scenarios
         .iter()
-        .any(|s| !s.kind.is_deflate() && !s.kind.is_server())
+        .any(|s| !s.kind.is_deflate() && !s.kind.is_server() && !s.kind.is_streams())
     {
         return false;
     }
@@ -541,7 +647,8 @@ fn print_targets(
             Kind::RecvDeflate { .. }
             | Kind::SendDeflate { .. }
             | Kind::ServerEcho { .. }
-            | Kind::ServerIdle { .. } => {}
+            | Kind::ServerIdle { .. }
+            | Kind::Streams { .. } => {}
         }
     }
     true

@@ -30,6 +30,39 @@ pub(crate) enum Kind {
     /// Server role: `conns` connections to the participant's echo server, each idle after
     /// one echo; the server process's VmRSS growth per connection.
     ServerIdle { conns: u64 },
+    /// `n` WebSocketStreams (wsstream's client) to one origin of a hyper server in a child
+    /// process (`wsstream-bench serve-h2`), opened `at_once` at a time (0: all at once, as
+    /// a browser does), one echo each, then closed: the time to open them, the memory per
+    /// stream on both sides and the TCP connections used (`src/streams.rs`).
+    Streams {
+        n: u64,
+        http: Http,
+        at_once: u64,
+        /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (HTTP/2 only).
+        max_streams: u32,
+    },
+}
+
+/// How the streams of [`Kind::Streams`] reach the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Http {
+    /// `wss://`, HTTP/2 only (RFC 8441 extended CONNECT streams of shared connections).
+    H2,
+    /// `wss://`, HTTP/1.1 only (one TLS connection per stream).
+    H1,
+    /// `ws://`, HTTP/1.1 in cleartext (the reference without TLS).
+    Plain,
+}
+
+impl Http {
+    /// How the tables name it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::H2 => "HTTP/2, TLS",
+            Self::H1 => "HTTP/1.1, TLS",
+            Self::Plain => "HTTP/1.1, cleartext",
+        }
+    }
 }
 
 impl Kind {
@@ -41,6 +74,11 @@ impl Kind {
     /// Whether the scenario measures the participant's server (the load client is raw).
     pub(crate) fn is_server(self) -> bool {
         matches!(self, Self::ServerEcho { .. } | Self::ServerIdle { .. })
+    }
+
+    /// Whether the scenario is one of the streams-N ones (wsstream on both sides).
+    pub(crate) fn is_streams(self) -> bool {
+        matches!(self, Self::Streams { .. })
     }
 }
 
@@ -245,6 +283,66 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         kind: Kind::ServerIdle { conns: 10_000 },
         multi: true,
     },
+    Scenario {
+        name: "streams-1000-h2",
+        kind: Kind::Streams {
+            n: 1_000,
+            http: Http::H2,
+            at_once: 0,
+            max_streams: 1000,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "streams-1000-h1",
+        kind: Kind::Streams {
+            n: 1_000,
+            http: Http::H1,
+            at_once: 0,
+            max_streams: 1000,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "streams-1000-ws",
+        kind: Kind::Streams {
+            n: 1_000,
+            http: Http::Plain,
+            at_once: 0,
+            max_streams: 1000,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "streams-1000-h2-200",
+        kind: Kind::Streams {
+            n: 1_000,
+            http: Http::H2,
+            at_once: 0,
+            max_streams: 200,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "streams-1000-h2-paced",
+        kind: Kind::Streams {
+            n: 1_000,
+            http: Http::H2,
+            at_once: 16,
+            max_streams: 1000,
+        },
+        multi: false,
+    },
+    Scenario {
+        name: "streams-1000-h1-paced",
+        kind: Kind::Streams {
+            n: 1_000,
+            http: Http::H1,
+            at_once: 16,
+            max_streams: 1000,
+        },
+        multi: false,
+    },
 ];
 
 impl Scenario {
@@ -274,6 +372,18 @@ impl Scenario {
                 size,
             },
             Kind::ServerIdle { conns } => Kind::ServerIdle { conns: s(conns) },
+            // The server's stream limit is a setting, not a count: it does not scale.
+            Kind::Streams {
+                n,
+                http,
+                at_once,
+                max_streams,
+            } => Kind::Streams {
+                n: s(n),
+                http,
+                at_once,
+                max_streams,
+            },
         };
         Self { kind, ..self }
     }
@@ -526,6 +636,15 @@ pub(crate) struct Outcome {
     /// bench server could be the cap (it is printed on the `RESULT` line, not in the
     /// tables).
     pub(crate) server_cpu_ns: f64,
+    /// Streams scenarios: the time to open every stream, in milliseconds.
+    pub(crate) open_ms: f64,
+    /// Streams scenarios: the server process's VmRSS growth per stream, in KiB.
+    pub(crate) server_rss_kib: f64,
+    /// Streams scenarios: the TCP connections the server accepted for the streams.
+    pub(crate) conns: f64,
+    /// Streams scenarios: the server's live heap growth per stream, in KiB; negative when
+    /// not measured.
+    pub(crate) server_heap_kib: f64,
 }
 
 impl Outcome {
@@ -560,7 +679,8 @@ impl Outcome {
     pub(crate) fn line(&self) -> String {
         format!(
             "RESULT rate={} mbps={} p50_us={} p99_us={} cpu_ns={} rss_kib={} heap_kib={} \
-             wire_ratio={} server_cpu_ns={}",
+             wire_ratio={} server_cpu_ns={} open_ms={} server_rss_kib={} conns={} \
+             server_heap_kib={}",
             self.rate,
             self.mbps,
             self.p50_us,
@@ -569,7 +689,11 @@ impl Outcome {
             self.rss_kib,
             self.heap_kib,
             self.wire_ratio,
-            self.server_cpu_ns
+            self.server_cpu_ns,
+            self.open_ms,
+            self.server_rss_kib,
+            self.conns,
+            self.server_heap_kib,
         )
     }
 
@@ -590,6 +714,10 @@ impl Outcome {
                 "heap_kib" => o.heap_kib = v,
                 "wire_ratio" => o.wire_ratio = v,
                 "server_cpu_ns" => o.server_cpu_ns = v,
+                "open_ms" => o.open_ms = v,
+                "server_rss_kib" => o.server_rss_kib = v,
+                "conns" => o.conns = v,
+                "server_heap_kib" => o.server_heap_kib = v,
                 _ => {}
             }
         }

@@ -68,6 +68,8 @@ impl Client {
     /// the library's echo server ([`serve`](crate::serve)); yawc has none there.
     pub(crate) fn supports(self, kind: Kind) -> bool {
         match self {
+            // wsstream on both sides (its client against a hyper server with HyperUpgrade).
+            _ if kind.is_streams() => self == Self::Wsstream,
             Self::Wsstream | Self::Raw => true,
             Self::Yawc => kind.is_deflate(),
             Self::TokioTungstenite | Self::Fastwebsockets | Self::TokioWebsockets => {
@@ -169,8 +171,11 @@ impl Client {
                     ..Outcome::throughput(n, size, span)
                 })
             }
-            // The participant is the server there; the load client is `load`'s.
-            Kind::ServerEcho { .. } | Kind::ServerIdle { .. } => Err(unsupported()),
+            // The participant is the server there; the load client is `load`'s. The
+            // streams scenarios have their own runner (`streams`).
+            Kind::ServerEcho { .. } | Kind::ServerIdle { .. } | Kind::Streams { .. } => {
+                Err(unsupported())
+            }
         }
     }
 }

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# `wsstream bench` against `wsstream serve`, side by side with what bench/ measures for the
-# library's server role in the same minutes: bench/'s raw load client (hand-written
-# handshake, frames masked by hand) against an echo server on `wsstream::server` with two
-# workers (the `server-echo-C-mt` scenarios). Both load one message in flight per
-# connection, 32-byte binary messages, on 127.0.0.1.
+# `wsstream bench` against `wsstream serve`, side by side with bench/'s raw load client
+# (hand-written handshake, frames masked by hand) in the same minutes:
+#   - the raw client against the same `wsstream serve` (`WSB_SERVER=ADDR:PID`): the two
+#     clients compared on one server;
+#   - the raw client against an echo server on `wsstream::server` with two workers (the
+#     `server-echo-C-mt` scenarios): what bench/ measures for the library's server role.
+# All load one message in flight per connection, 32-byte binary messages, on 127.0.0.1.
 #
 #   bench/cli-vs-library.sh                # 5 rounds, 1 and 100 connections
 #   ROUNDS=3 SECONDS_PER_RUN=5 bench/cli-vs-library.sh
 #
-# The two are run alternately, round after round, and the medians compared: one connection
-# in flight makes the round trip mostly the kernel's loopback path and the wake-up of the
+# The runs alternate, round after round, and the medians are compared: one connection in
+# flight makes the round trip mostly the kernel's loopback path and the wake-up of the
 # other side (a sleeping core takes tens of microseconds to wake, a busy one a few), so a
 # figure means something only next to one taken at the same moment. Besides round trips
-# per second, it prints the CPU time per round trip of the `wsstream bench` process and
-# of the `wsstream serve` process (from /proc), which do not depend on wake-ups.
+# per second, it prints the CPU time per round trip of the `wsstream bench` process and of
+# the `wsstream serve` process (from getrusage and /proc), which do not depend on wake-ups.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,11 +72,13 @@ print(d["received_per_s"], (user + system) / n * 1e6, server / n * 1e6)
 EOF
 }
 
-# lib CONNS: one bench/ server-echo-CONNS-mt run for the wsstream server; prints the rate.
+# lib CONNS [SERVER]: one bench/ server-echo-CONNS-mt run, against a serve-echo child with
+# the wsstream server or, with SERVER (ADDR:PID), against that server; prints the rate.
 lib_run() {
-    local conns=$1 n
+    local conns=$1
     # About as many round trips as the CLI run makes, so both last a few seconds.
-    WSB_SCALE=$(( conns == 1 ? 20 : 15 )) "$lib_bench" "server-echo-$conns-mt" wsstream |
+    env ${2:+WSB_SERVER=$2} WSB_SCALE=$(( conns == 1 ? 20 : 15 )) \
+        "$lib_bench" "server-echo-$conns-mt" wsstream |
         sed -n 's/^RESULT rate=\([0-9.]*\) .*/\1/p'
 }
 
@@ -84,23 +88,32 @@ echo "## wsstream bench vs bench/ (library server role)"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $rounds rounds of ${seconds}s, load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
-echo "| connections | \`wsstream bench\` → \`wsstream serve\` (round trips/s) | bench/ raw client → wsstream server | ratio | CLI client CPU/round trip | \`serve\` CPU/round trip |"
-echo "|---|---|---|---|---|---|"
+echo "| connections | \`wsstream bench\` → \`wsstream serve\` | raw client → \`wsstream serve\` | ratio | raw client → library echo server (bench/) | ratio | CLI client CPU/round trip | \`serve\` CPU/round trip |"
+echo "|---|---|---|---|---|---|---|---|"
+host_port=${url#ws://}
 for conns in 1 100; do
     : >"$work/cli.$conns"
+    : >"$work/raw.$conns"
     : >"$work/lib.$conns"
     for _ in $(seq "$rounds"); do
         cli_run "$conns" >>"$work/cli.$conns"
+        lib_run "$conns" "$host_port:$serve_pid" >>"$work/raw.$conns"
         lib_run "$conns" >>"$work/lib.$conns"
     done
     cli_rate=$(cut -d' ' -f1 "$work/cli.$conns" | median)
+    raw_rate=$(median <"$work/raw.$conns")
     lib_rate=$(median <"$work/lib.$conns")
     client_cpu=$(cut -d' ' -f2 "$work/cli.$conns" | median)
     server_cpu=$(cut -d' ' -f3 "$work/cli.$conns" | median)
-    printf '| %s | %.0f | %.0f | %.2f× | %.2f µs | %.2f µs |\n' "$conns" "$cli_rate" "$lib_rate" \
-        "$(python3 -c "print($cli_rate / $lib_rate)")" "$client_cpu" "$server_cpu"
+    printf '| %s | %.0f | %.0f | %.2f× | %.0f | %.2f× | %.2f µs | %.2f µs |\n' "$conns" \
+        "$cli_rate" "$raw_rate" "$(python3 -c "print($cli_rate / $raw_rate)")" \
+        "$lib_rate" "$(python3 -c "print($cli_rate / $lib_rate)")" "$client_cpu" "$server_cpu"
 done
 echo
-echo "Every round, CLI (rate): $(for c in 1 100; do printf '%s: ' "$c"; cut -d' ' -f1 "$work/cli.$c" | tr '\n' ' ' | xargs printf '%.0f '; done)"
-echo "Every round, bench/ (rate): $(for c in 1 100; do printf '%s: ' "$c"; xargs printf '%.0f ' <"$work/lib.$c"; done)"
+for c in 1 100; do
+    echo "Every round, $c connection(s), round trips/s:" \
+        "CLI $(cut -d' ' -f1 "$work/cli.$c" | xargs printf '%.0f ')|" \
+        "raw → serve $(xargs printf '%.0f ' <"$work/raw.$c")|" \
+        "raw → library server $(xargs printf '%.0f ' <"$work/lib.$c")"
+done
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."

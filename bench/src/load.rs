@@ -43,12 +43,20 @@ const SETTLE: Duration = Duration::from_millis(20);
 
 /// Runs a server-role scenario against `library`'s echo server (a `serve-echo` child on
 /// one worker, or two when `scenario.multi`).
+///
+/// `WSB_SERVER=ADDR:PID` runs `server-echo-C` against a server already running at `ADDR`
+/// (its `/echo`, its CPU time read from `PID`) instead of a `serve-echo` child: e.g.
+/// `wsstream serve`, to compare this raw client with `wsstream bench` against the same
+/// server (`bench/cli-vs-library.sh`). No permessage-deflate is offered to it.
 pub(crate) fn run(scenario: &Scenario, library: Client) -> Result<Outcome, BoxError> {
-    let workers = if scenario.multi { "2" } else { "1" };
-    let server = ServerChild::start(&["serve-echo", library.name(), workers])?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let (Some((addr, pid)), Kind::ServerEcho { conns, n, size }) = (external(), scenario.kind) {
+        return rt.block_on(echo(&addr, pid, conns, n, size));
+    }
+    let workers = if scenario.multi { "2" } else { "1" };
+    let server = ServerChild::start(&["serve-echo", library.name(), workers])?;
     let pid = server.pid();
     match scenario.kind {
         Kind::ServerEcho { conns, n, size } => {
@@ -63,6 +71,13 @@ pub(crate) fn run(scenario: &Scenario, library: Client) -> Result<Outcome, BoxEr
         }),
         _ => Err(format!("{} is not a server scenario", scenario.name).into()),
     }
+}
+
+/// The server of `WSB_SERVER=ADDR:PID`, if set.
+fn external() -> Option<(String, u32)> {
+    let value = std::env::var("WSB_SERVER").ok()?;
+    let (addr, pid) = value.rsplit_once(':')?;
+    Some((addr.to_owned(), pid.parse().ok()?))
 }
 
 /// One connection of the load client, with its frames built once.
@@ -83,8 +98,8 @@ impl Conn {
     async fn open(addr: &str, id: u64, size: usize) -> Result<Self, BoxError> {
         let mut tcp = TcpStream::connect(addr).await.map_err(fd_hint)?;
         tcp.set_nodelay(true)?;
-        let agreed =
-            wire::client_handshake_ext(&mut tcp, "/echo", Some("permessage-deflate")).await?;
+        let offer = external().is_none().then_some("permessage-deflate");
+        let agreed = wire::client_handshake_ext(&mut tcp, "/echo", offer).await?;
         if !agreed.is_empty() {
             return Err(format!("the server agreed to {agreed:?}; it must decline").into());
         }

@@ -920,6 +920,97 @@ mod tests {
         assert!(error.to_string().contains("ALPN h2"));
     }
 
+    /// A pooled connection over an in-memory pipe to an h2 server that accepts streams
+    /// and answers none; the server side ends when `stop` fires.
+    async fn pooled_connection(
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> (Arc<PooledConnection>, Arc<AtomicBool>) {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut server = h2::server::handshake(server_io).await.unwrap();
+            tokio::select! {
+                _ = async { while server.accept().await.is_some() {} } => {}
+                _ = stop => {}
+            }
+        });
+        let (send, connection) = h2::client::handshake(client_io).await.unwrap();
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = AliveGuard(alive.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _ = connection.await;
+        });
+        let send = send.ready().await.unwrap();
+        (
+            Arc::new(PooledConnection {
+                send,
+                alive: alive.clone(),
+            }),
+            alive,
+        )
+    }
+
+    async fn is_pooled(slot: &Slot) -> bool {
+        slot.lock().await.is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_in_use_stays_pooled_and_an_idle_one_closes_after_the_idle_timeout() {
+        let (_stop, stop) = tokio::sync::oneshot::channel();
+        let (connection, alive) = pooled_connection(stop).await;
+        let slot: Slot = Arc::default();
+        *slot.lock().await = Some(connection.clone());
+        // `connection` stands for a WebSocket on it.
+        reap_when_idle(slot.clone(), Arc::downgrade(&connection));
+        tokio::time::sleep(IDLE_TIMEOUT * 3).await;
+        assert!(is_pooled(&slot).await, "a connection in use left the pool");
+        drop(connection);
+        tokio::time::sleep(IDLE_TIMEOUT - IDLE_CHECK * 2).await;
+        assert!(
+            is_pooled(&slot).await,
+            "left the pool before the idle timeout"
+        );
+        tokio::time::sleep(IDLE_CHECK * 3).await;
+        assert!(
+            !is_pooled(&slot).await,
+            "still pooled after the idle timeout"
+        );
+        // With the last handle gone, h2 closes the connection (GOAWAY) and its task ends.
+        for _ in 0..100 {
+            if !alive.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the connection was not closed after leaving the pool");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_connection_leaves_the_pool_at_once() {
+        let (stop_server, stop) = tokio::sync::oneshot::channel();
+        let (connection, alive) = pooled_connection(stop).await;
+        let slot: Slot = Arc::default();
+        *slot.lock().await = Some(connection.clone());
+        reap_when_idle(slot.clone(), Arc::downgrade(&connection));
+        let _websocket = connection;
+        stop_server.send(()).unwrap();
+        for _ in 0..100 {
+            if !alive.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !alive.load(Ordering::Acquire),
+            "the server's end went unnoticed"
+        );
+        tokio::time::sleep(IDLE_CHECK * 2).await;
+        assert!(
+            !is_pooled(&slot).await,
+            "a dead connection stayed pooled while a WebSocket held it"
+        );
+    }
+
     #[test]
     fn a_reset_becomes_a_connection_reset_carrying_its_code() {
         let error = reset_error(Reason::CANCEL);

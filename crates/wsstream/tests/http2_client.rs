@@ -660,9 +660,14 @@ async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
         return;
     }
     let certs = Certs::new();
-    // RST_STREAM(HTTP_1_1_REQUIRED), 501 Not Implemented and RST_STREAM(REFUSED_STREAM), on
-    // a server that also takes HTTP/1.1 upgrades.
-    for path in ["/http11-required", "/not-implemented", "/refused"] {
+    // RST_STREAM(HTTP_1_1_REQUIRED), 405 Method Not Allowed, 501 Not Implemented and
+    // RST_STREAM(REFUSED_STREAM), on a server that also takes HTTP/1.1 upgrades.
+    for path in [
+        "/http11-required",
+        "/method-not-allowed",
+        "/not-implemented",
+        "/refused",
+    ] {
         let mut args = certs.args();
         args.push("--allow-http1".into());
         let node = Peer::node(&args);
@@ -713,6 +718,7 @@ async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
                 error.contains("does not allow WebSockets over HTTP/2"),
                 "{error}"
             ),
+            "/method-not-allowed" => assert!(error.contains("405"), "{error}"),
             _ => assert!(error.contains("501"), "{error}"),
         }
     }

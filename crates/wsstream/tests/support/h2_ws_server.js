@@ -25,7 +25,8 @@
 // reading the stream for MS milliseconds; `reset` resets the stream (RST_STREAM CANCEL);
 // `goaway` sends GOAWAY on the connection (the open streams go on); `destroy` closes the
 // connection; `flood:N` sends N binary messages of 16 KiB. Paths: `/redirect` answers 301
-// to `/echo?redirected`, `/reject` 403 with a body, `/not-implemented` 501;
+// to `/echo?redirected`, `/reject` 403 with a body, `/method-not-allowed` 405,
+// `/not-implemented` 501;
 // `/http11-required` and `/refused` reset the stream with HTTP_1_1_REQUIRED and
 // REFUSED_STREAM.
 'use strict';
@@ -197,6 +198,11 @@ server.on('stream', (stream, headers) => {
   }
   if (path.startsWith('/http11-required')) {
     stream.close(http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
+    return;
+  }
+  if (path.startsWith('/method-not-allowed')) {
+    stream.respond({ ':status': 405 });
+    stream.end();
     return;
   }
   if (path.startsWith('/not-implemented')) {

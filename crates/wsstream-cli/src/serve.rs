@@ -403,6 +403,7 @@ impl Server {
             }
         };
         upgrade.set_secure(secure);
+        upgrade.set_peer_addr(peer);
         let over = if upgrade.is_http2() {
             " over HTTP/2"
         } else {

@@ -790,7 +790,7 @@ mod over_http2 {
             let _guard = guard;
             handle(Upgrade::Http2(H2Request {
                 request,
-                upgrade,
+                upgrade: Box::new(upgrade),
                 respond,
             }))
             .await;
@@ -807,8 +807,8 @@ mod over_http2 {
     pub(super) struct H2Request {
         /// Still holding hyper's upgrade handle.
         request: hyper::Request<Incoming>,
-        /// The validated request.
-        upgrade: HttpUpgrade,
+        /// The validated request (boxed: the enum of both kinds of request stays small).
+        upgrade: Box<HttpUpgrade>,
         /// Where the handler's response goes (to the service, which returns it).
         respond: oneshot::Sender<Response<Body>>,
     }

@@ -160,6 +160,8 @@ impl Origin {
 /// handle drops and the connection closes (GOAWAY).
 struct PooledConnection {
     send: SendRequest<Bytes>,
+    /// The server's address when the connection is direct TCP (not through a proxy).
+    peer: Option<std::net::SocketAddr>,
     /// False once the task that drives the connection has ended.
     alive: Arc<AtomicBool>,
 }
@@ -400,6 +402,7 @@ async fn new_connection(
     options: &WebSocketStreamOptions,
 ) -> Result<NewConnection, ConnectError> {
     let io = crate::transport::tcp::connect(url, options).await?;
+    let peer = io.peer_addr();
     let io = if url.scheme() == "wss" {
         match secure(io, url, options).await? {
             (io, true) => io,
@@ -439,6 +442,7 @@ async fn new_connection(
     }
     Ok(NewConnection::Http2(Arc::new(PooledConnection {
         send,
+        peer,
         alive,
     })))
 }
@@ -653,6 +657,7 @@ impl Handshake {
             let deflate = crate::client::accept_extensions(self.compression.as_ref(), &checked)
                 .map_err(ConnectError::Extension)?;
             let head = crate::handshake::h2_head(status, &parts.headers);
+            let peer = connection.peer;
             return Ok(Some(Attempt::Open(Box::new(Established {
                 io: Transport::Other(Box::new(H2Stream {
                     send,
@@ -664,7 +669,8 @@ impl Handshake {
                     reset_grace: None,
                     end_grace: None,
                     _connection: connection,
-                })),
+                }))
+                .with_peer(peer),
                 leftover: BytesMut::new(),
                 head,
                 protocol: checked.protocol.unwrap_or_default(),
@@ -944,6 +950,7 @@ mod tests {
         (
             Arc::new(PooledConnection {
                 send,
+                peer: None,
                 alive: alive.clone(),
             }),
             alive,

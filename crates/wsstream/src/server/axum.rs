@@ -128,6 +128,16 @@ impl WebSocketUpgrade {
         self
     }
 
+    /// Tells the client's address, for the stream's `tracing` span (see
+    /// [`HttpUpgrade::set_peer_addr`]): take it from axum's
+    /// `ConnectInfo<SocketAddr>` extractor (served with
+    /// `into_make_service_with_connect_info`).
+    #[must_use]
+    pub fn with_peer_addr(mut self, peer: std::net::SocketAddr) -> Self {
+        self.upgrade.set_peer_addr(peer);
+        self
+    }
+
     /// Accepts the upgrade and returns the `101 Switching Protocols` response (over
     /// HTTP/2, `200 OK`) for the handler to return (see [`HttpUpgrade::accept`] for what it carries); once axum has
     /// sent it and handed the connection over, `callback` runs in a task of its own with

@@ -2,6 +2,8 @@
 //! (hyper, axum, or any other): validate it, build the `101` response for the server to
 //! send, then run the WebSocket connection over the upgraded I/O.
 
+use std::net::SocketAddr;
+
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Uri, Version};
 use wsstream_proto::handshake::{HandshakeRequest, RequestError};
@@ -50,6 +52,8 @@ pub struct HttpUpgrade {
     secure: bool,
     /// An extended CONNECT on an HTTP/2 stream (RFC 8441), answered with `200`.
     http2: bool,
+    /// The client's address, when the application tells it.
+    peer: Option<SocketAddr>,
 }
 
 impl HttpUpgrade {
@@ -131,6 +135,7 @@ impl HttpUpgrade {
             request,
             secure,
             http2: false,
+            peer: None,
         })
     }
 
@@ -159,6 +164,7 @@ impl HttpUpgrade {
             request,
             secure,
             http2: true,
+            peer: None,
         })
     }
 
@@ -180,6 +186,14 @@ impl HttpUpgrade {
     /// the request target itself was an absolute `https://` or `wss://` URL).
     pub fn set_secure(&mut self, secure: bool) {
         self.secure = secure;
+    }
+
+    /// Tells the client's address (the one the HTTP server accepted the connection from),
+    /// for the stream's `tracing` span (`peer`). Without it the span has a peer only when
+    /// the upgraded I/O is a `TcpStream`: over TLS or HTTP/2 the address is not known
+    /// otherwise.
+    pub fn set_peer_addr(&mut self, peer: SocketAddr) {
+        self.peer = Some(peer);
     }
 
     /// Accepts the upgrade with `protocol` (one the client offered, or `None`) and the
@@ -219,7 +233,14 @@ impl HttpUpgrade {
         let negotiated = Negotiated::new(&self.request, protocol, headers, &options, self.http2)?;
         let response = negotiated.head().clone();
         let url = stream_url(&self.request, self.secure);
-        Ok((response, Accepted { negotiated, url }))
+        Ok((
+            response,
+            Accepted {
+                negotiated,
+                url,
+                peer: self.peer,
+            },
+        ))
     }
 }
 
@@ -229,6 +250,7 @@ impl HttpUpgrade {
 pub struct Accepted {
     negotiated: Negotiated,
     url: String,
+    peer: Option<SocketAddr>,
 }
 
 impl Accepted {
@@ -269,8 +291,11 @@ impl Accepted {
     ///
     /// Outside a tokio runtime.
     pub fn into_stream_with_leftover<S: AsyncIo>(self, io: S, leftover: Bytes) -> WebSocketStream {
-        self.negotiated
-            .start(self.url, Transport::from_io(io), BytesMut::from(leftover))
+        self.negotiated.start(
+            self.url,
+            Transport::from_io(io).with_peer(self.peer),
+            BytesMut::from(leftover),
+        )
     }
 }
 

@@ -145,6 +145,12 @@ impl HyperUpgrade {
         self.upgrade.set_secure(secure);
     }
 
+    /// Tells the client's address, for the stream's `tracing` span (see
+    /// [`HttpUpgrade::set_peer_addr`]): hyper does not know it, the accept loop does.
+    pub fn set_peer_addr(&mut self, peer: std::net::SocketAddr) {
+        self.upgrade.set_peer_addr(peer);
+    }
+
     /// Accepts the upgrade with `protocol` (one the client offered, or `None`) and extra
     /// response `headers`: returns the `101 Switching Protocols` response (over HTTP/2,
     /// `200 OK`) for the service to return (see [`HttpUpgrade::accept`] for what it carries) and an [`Upgrading`]

@@ -29,6 +29,9 @@ pub(crate) enum Transport {
     Tls(Box<ClientTls>),
     /// Anything else (in-memory pipes, Unix sockets, tunnels).
     Other(Box<dyn AsyncIo>),
+    /// Any other stream whose peer address the caller knows: a stream of an HTTP/2
+    /// connection, or an upgraded HTTP connection over TLS.
+    Addressed(Box<dyn AsyncIo>, std::net::SocketAddr),
 }
 
 impl Transport {
@@ -57,18 +60,30 @@ impl Transport {
             #[cfg(feature = "tls")]
             Self::Tls(_) => Poll::Ready(Ok(())),
             Self::Other(_) => Poll::Ready(Ok(())),
+            Self::Addressed(..) => Poll::Ready(Ok(())),
         }
     }
 }
 
 impl Transport {
-    /// The peer's address, for TCP and TLS over TCP.
+    /// `self` with `peer` as its peer address when it has none of its own (the caller
+    /// knows the address of the connection the stream runs on).
+    pub(crate) fn with_peer(self, peer: Option<std::net::SocketAddr>) -> Self {
+        match (self, peer) {
+            (Self::Other(io), Some(peer)) => Self::Addressed(io, peer),
+            (transport, _) => transport,
+        }
+    }
+
+    /// The peer's address: for TCP, TLS over TCP, and the streams given one with
+    /// [`with_peer`](Self::with_peer).
     pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             Self::Tcp(s) => s.peer_addr().ok(),
             #[cfg(feature = "tls")]
             Self::Tls(s) => s.get_ref().0.peer_addr().ok(),
             Self::Other(_) => None,
+            Self::Addressed(_, peer) => Some(*peer),
         }
     }
 }
@@ -84,6 +99,7 @@ impl AsyncRead for Transport {
             #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Self::Other(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Addressed(s, _) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -99,6 +115,7 @@ impl AsyncWrite for Transport {
             #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Self::Other(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Addressed(s, _) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -108,6 +125,7 @@ impl AsyncWrite for Transport {
             #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Self::Other(s) => Pin::new(s).poll_flush(cx),
+            Self::Addressed(s, _) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -117,6 +135,7 @@ impl AsyncWrite for Transport {
             #[cfg(feature = "tls")]
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Self::Other(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Addressed(s, _) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -147,7 +147,8 @@ pub(crate) struct ConnectArgs {
     key: Option<PathBuf>,
     /// Connect to the Unix domain socket PATH instead of the URL's host; the URL still
     /// gives the Host header, the path and the scheme (wss:// runs TLS over the socket).
-    /// No proxy is used.
+    /// No proxy is used. HTTP/1.1, or with --http 2 an HTTP/2 connection over the socket
+    /// (prior knowledge for ws://).
     #[arg(long, value_name = "PATH", conflicts_with = "proxy")]
     unix: Option<PathBuf>,
     /// Messages are separated by NUL bytes instead of newlines, in the input and in the

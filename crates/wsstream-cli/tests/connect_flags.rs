@@ -740,6 +740,61 @@ fn unix_connects_to_a_unix_socket_with_the_urls_host_and_path() {
     assert!(out.stderr.contains("none.sock"), "{out:#?}");
 }
 
+#[test]
+fn unix_with_http_2_speaks_http2_over_the_socket() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use wsstream::server::hyper::{HyperUpgrade, error_response};
+    let dir = TempDir::new("unix-h2");
+    let path = dir.path("h2.sock");
+    let rt = runtime();
+    let listener = {
+        let _guard = rt.enter();
+        tokio::net::UnixListener::bind(&path).expect("bind the Unix socket")
+    };
+    // HTTP/2 with prior knowledge on the socket, extended CONNECT allowed (RFC 8441).
+    rt.spawn(async move {
+        while let Ok((io, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|mut request| async move {
+                let upgrade = match HyperUpgrade::from_request(&mut request) {
+                    Ok(upgrade) => upgrade,
+                    Err(e) => return Ok::<_, std::convert::Infallible>(error_response(&e)),
+                };
+                let (response, upgrading) = upgrade
+                    .accept(None, &Default::default(), ServerOptions::default())
+                    .expect("accept");
+                tokio::spawn(async move {
+                    if let Ok(wss) = upgrading.await {
+                        echo(wss, None).await;
+                    }
+                });
+                Ok(response)
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .enable_connect_protocol()
+                    .serve_connection(TokioIo::new(io), service),
+            );
+        }
+    });
+    let mut client = Client::spawn(&[
+        "connect",
+        "--unix",
+        &path,
+        "--http",
+        "2",
+        "ws://example.test/h2",
+    ]);
+    client.send("HTTP/2 over a Unix socket\n");
+    let out = client.finish();
+    out.assert_success();
+    assert_eq!(out.stdout, ["HTTP/2 over a Unix socket"], "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("connected to ws://example.test/h2 over HTTP/2"),
+        "{out:#?}"
+    );
+}
+
 // --- -0 / --null ----------------------------------------------------------------------------
 
 #[test]

@@ -336,17 +336,22 @@ async fn connect_once(
     headers: &[(String, String)],
     stream: Option<Box<dyn AsyncIo>>,
 ) -> Result<Attempt, ConnectError> {
-    // WebSockets over HTTP/2 when the options ask for it and the server allows it (never
-    // over a caller's stream); else the connection for HTTP/1.1, if that side made one.
+    // WebSockets over HTTP/2 when the options ask for it and the server allows it (over
+    // a caller's stream only when asked for HTTP/2 alone: a stream spent on an HTTP/2
+    // attempt cannot fall back); else the connection for HTTP/1.1, if that side made one.
     #[cfg(feature = "http2")]
-    let connected = match stream {
-        Some(_) => None,
+    let (connected, stream) = match stream {
+        Some(stream) if options.http_version == crate::HttpVersionPreference::Http2Only => {
+            return crate::h2_client::connect_over(stream, url, options, headers).await;
+        }
+        Some(stream) => (None, Some(stream)),
         None => match crate::h2_client::connect(url, options, headers).await? {
             crate::h2_client::H2Attempt::Done(attempt) => return Ok(attempt),
-            crate::h2_client::H2Attempt::Http1(transport) => transport,
-            crate::h2_client::H2Attempt::Http1Fallback => {
-                Some(crate::h2_client::http11_transport(url, options).await?)
-            }
+            crate::h2_client::H2Attempt::Http1(transport) => (transport, None),
+            crate::h2_client::H2Attempt::Http1Fallback => (
+                Some(crate::h2_client::http11_transport(url, options).await?),
+                None,
+            ),
         },
     };
     #[cfg(not(feature = "http2"))]

@@ -116,6 +116,19 @@ fn protocol_error(e: h2::Error) -> ConnectError {
     ConnectError::Http2(Http2Error::new(Http2ErrorKind::Protocol, Some(e)))
 }
 
+/// An error before the server's first SETTINGS arrived: an I/O error says that the
+/// HTTP/2 connection failed there (a server that does not speak HTTP/2, asked with prior
+/// knowledge, closes the connection on the preface).
+fn preface_error(e: h2::Error) -> ConnectError {
+    match protocol_error(e) {
+        ConnectError::Io(io) => ConnectError::Io(io::Error::new(
+            io.kind(),
+            format!("the HTTP/2 connection failed before the server's SETTINGS: {io}"),
+        )),
+        other => other,
+    }
+}
+
 /// What decides whether two connections may share one HTTP/2 connection: the origin, and
 /// everything that makes the connection to it (TLS options, proxy).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -385,6 +398,55 @@ pub(crate) async fn connect(
     }
 }
 
+/// The handshake over a caller's stream ([`WebSocketStream::with_stream`]) with
+/// [`HttpVersionPreference::Http2Only`]: an HTTP/2 connection of its own over `stream`
+/// (TLS offering `h2` first for `wss://`, prior knowledge for `ws://`), not pooled,
+/// carrying this one WebSocket and closing with it.
+///
+/// [`WebSocketStream::with_stream`]: crate::WebSocketStream::with_stream
+pub(crate) async fn connect_over(
+    stream: Box<dyn crate::transport::AsyncIo>,
+    url: &Url,
+    options: &WebSocketStreamOptions,
+    headers: &[(String, String)],
+) -> Result<Attempt, ConnectError> {
+    let request = Handshake::new(url, options, headers).map_err(ConnectError::Handshake)?;
+    let connection = match connection_over(Transport::Other(stream), url, options).await? {
+        NewConnection::Http2(connection) => connection,
+        NewConnection::NoExtendedConnect => {
+            return Err(ConnectError::Http2(Http2Error::new(
+                Http2ErrorKind::ExtendedConnectNotSupported,
+                None,
+            )));
+        }
+        NewConnection::Http1(_) => {
+            return Err(ConnectError::Http2(Http2Error::new(
+                Http2ErrorKind::NotNegotiated,
+                None,
+            )));
+        }
+    };
+    let (response, send) = match request.send(&connection).await {
+        Ok(sent) => sent,
+        Err(e)
+            if matches!(
+                e.reason(),
+                Some(Reason::HTTP_1_1_REQUIRED | Reason::REFUSED_STREAM)
+            ) =>
+        {
+            return Err(ConnectError::Http2(Http2Error::new(
+                Http2ErrorKind::ExtendedConnectNotSupported,
+                Some(e),
+            )));
+        }
+        Err(e) => return Err(protocol_error(e)),
+    };
+    match request.response(response, send, connection, true).await? {
+        Some(attempt) => Ok(attempt),
+        None => unreachable!("asked for HTTP/2 only, a refusal is an error"),
+    }
+}
+
 /// A new connection for HTTP/2.
 enum NewConnection {
     /// Running, with extended `CONNECT` allowed.
@@ -402,6 +464,15 @@ async fn new_connection(
     options: &WebSocketStreamOptions,
 ) -> Result<NewConnection, ConnectError> {
     let io = crate::transport::tcp::connect(url, options).await?;
+    connection_over(io, url, options).await
+}
+
+/// [`new_connection`] over `io`, a connection already made.
+async fn connection_over(
+    io: Transport,
+    url: &Url,
+    options: &WebSocketStreamOptions,
+) -> Result<NewConnection, ConnectError> {
     let peer = io.peer_addr();
     let io = if url.scheme() == "wss" {
         match secure(io, url, options).await? {
@@ -416,7 +487,7 @@ async fn new_connection(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<_, Bytes>(io)
         .await
-        .map_err(protocol_error)?;
+        .map_err(preface_error)?;
     let ping = connection.ping_pong();
     let alive = Arc::new(AtomicBool::new(true));
     let guard = AliveGuard(alive.clone());
@@ -426,16 +497,14 @@ async fn new_connection(
         let _guard = guard;
         let _ = connection.await;
     });
-    let mut send = send.ready().await.map_err(protocol_error)?;
+    let mut send = send.ready().await.map_err(preface_error)?;
     if !send.is_extended_connect_protocol_enabled() {
         // The server's SETTINGS is its first frame (RFC 9113 §3.4), so once the answer to
         // a PING is here its settings are known.
         if let Some(mut ping) = ping {
-            ping.ping(h2::Ping::opaque())
-                .await
-                .map_err(protocol_error)?;
+            ping.ping(h2::Ping::opaque()).await.map_err(preface_error)?;
         }
-        send = send.ready().await.map_err(protocol_error)?;
+        send = send.ready().await.map_err(preface_error)?;
     }
     if !send.is_extended_connect_protocol_enabled() {
         return Ok(NewConnection::NoExtendedConnect);

@@ -141,8 +141,9 @@ pub struct WebSocketStreamOptions {
 /// manual's chapter on HTTP/2 ([`manual::http2`](crate::manual::http2)).
 /// [`WebSocketOpenInfo::http_version`](crate::WebSocketOpenInfo::http_version) tells which
 /// version a connection uses. A stream given to
-/// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream) always carries
-/// HTTP/1.1.
+/// [`WebSocketStream::with_stream`](crate::WebSocketStream::with_stream) carries HTTP/1.1,
+/// unless the preference is [`Http2Only`](Self::Http2Only): then an HTTP/2 connection of
+/// its own, not pooled, for that one WebSocket.
 #[cfg(feature = "http2")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -184,7 +184,10 @@ impl WebSocketStream {
     /// Like [`new`](Self::new), but runs the opening handshake over `stream`, an already
     /// connected byte stream (a Unix socket, an in-memory pipe, a tunnel), instead of
     /// connecting to the URL's host. The URL still provides the `Host` header, the
-    /// resource and the scheme.
+    /// resource and the scheme (`wss://` runs TLS over `stream`). No redirect is followed.
+    /// The handshake is HTTP/1.1's, unless the options ask for
+    /// `HttpVersionPreference::Http2Only` (feature `http2`): then `stream` carries an HTTP/2
+    /// connection of its own for this one WebSocket (RFC 8441; prior knowledge for `ws://`).
     pub fn with_stream(
         url: &str,
         options: WebSocketStreamOptions,

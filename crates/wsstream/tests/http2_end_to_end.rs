@@ -174,3 +174,101 @@ async fn client_and_server_of_this_crate_speak_websockets_over_http2() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
+
+/// Connects a TCP stream to `127.0.0.1:port` for `WebSocketStream::with_stream`.
+async fn tcp(port: u16) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_callers_stream_carries_http2_when_asked_for_http2_only() {
+    use wsstream::HttpVersionPreference;
+    let ca = Ca::new("wsstream end-to-end CA");
+    let (port, accepted) = server(&ca).await;
+    let url = format!("wss://localhost:{port}/echo");
+    // Two WebSockets over two streams of the caller's: an HTTP/2 connection each (TLS over
+    // the stream, ALPN h2), not pooled with anything.
+    for round in 1..=2 {
+        let options = options(&ca).http_version(HttpVersionPreference::Http2Only);
+        let wss = WebSocketStream::with_stream(&url, options, tcp(port).await).unwrap();
+        let info = tokio::time::timeout(DEADLINE, wss.opened())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.http_version(), http::Version::HTTP_2);
+        assert_eq!(info.protocol, "chat");
+        let mut reader = info.readable.get_reader().unwrap();
+        let mut writer = info.writable.get_writer().unwrap();
+        writer.write("over my stream").await.unwrap();
+        let back = tokio::time::timeout(DEADLINE, reader.read())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, Message::from("over my stream"));
+        wss.close(WebSocketCloseInfo::default()).unwrap();
+        let closed = tokio::time::timeout(DEADLINE, wss.closed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.close_code, Some(1005));
+        assert_eq!(accepted.load(Ordering::SeqCst), round);
+    }
+}
+
+#[tokio::test]
+async fn http2_over_a_callers_cleartext_stream_with_prior_knowledge() {
+    use wsstream_test_support::wpt::{WptServer, http2_client_options};
+    let server = WptServer::start_http2().await.unwrap();
+    let wss = WebSocketStream::with_stream(
+        &server.echo_url(),
+        http2_client_options(),
+        tcp(server.local_addr().port()).await,
+    )
+    .unwrap();
+    let info = tokio::time::timeout(DEADLINE, wss.opened())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.http_version(), http::Version::HTTP_2);
+    let mut reader = info.readable.get_reader().unwrap();
+    let mut writer = info.writable.get_writer().unwrap();
+    writer.write(vec![1u8, 2, 3]).await.unwrap();
+    let back = tokio::time::timeout(DEADLINE, reader.read())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, Message::from(vec![1u8, 2, 3]));
+    wss.close(WebSocketCloseInfo::default()).unwrap();
+    tokio::time::timeout(DEADLINE, wss.closed())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn http2_only_over_a_callers_stream_to_an_http11_server_fails_clearly() {
+    use wsstream_test_support::wpt::{WptServer, http2_client_options};
+    let server = WptServer::start_http1().await.unwrap();
+    let wss = WebSocketStream::with_stream(
+        &server.echo_url(),
+        http2_client_options(),
+        tcp(server.local_addr().port()).await,
+    )
+    .unwrap();
+    let error = tokio::time::timeout(DEADLINE, wss.opened())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        chain.push_str(" / ");
+        chain.push_str(&e.to_string());
+        source = e.source();
+    }
+    assert!(chain.contains("HTTP/2"), "{chain}");
+}

@@ -1030,6 +1030,17 @@ mod tests {
         slot.lock().await.is_some()
     }
 
+    /// Whether the connection's task ends within a second (of the paused clock).
+    async fn ends(alive: &AtomicBool) -> bool {
+        for _ in 0..100 {
+            if !alive.load(Ordering::Acquire) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_in_use_stays_pooled_and_an_idle_one_closes_after_the_idle_timeout() {
         let (_stop, stop) = tokio::sync::oneshot::channel();
@@ -1052,13 +1063,10 @@ mod tests {
             "still pooled after the idle timeout"
         );
         // With the last handle gone, h2 closes the connection (GOAWAY) and its task ends.
-        for _ in 0..100 {
-            if !alive.load(Ordering::Acquire) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the connection was not closed after leaving the pool");
+        assert!(
+            ends(&alive).await,
+            "the connection was not closed after leaving the pool"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1070,16 +1078,7 @@ mod tests {
         reap_when_idle(slot.clone(), Arc::downgrade(&connection));
         let _websocket = connection;
         stop_server.send(()).unwrap();
-        for _ in 0..100 {
-            if !alive.load(Ordering::Acquire) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(
-            !alive.load(Ordering::Acquire),
-            "the server's end went unnoticed"
-        );
+        assert!(ends(&alive).await, "the server's end went unnoticed");
         tokio::time::sleep(IDLE_CHECK * 2).await;
         assert!(
             !is_pooled(&slot).await,

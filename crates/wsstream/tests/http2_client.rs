@@ -597,36 +597,46 @@ async fn a_connection_going_away_is_not_reused_and_one_that_ends_fails_its_strea
 
 #[cfg(feature = "proxy")]
 #[tokio::test]
-async fn http2_through_an_http_connect_proxy_shares_one_tunnel() {
+async fn http2_through_a_proxy_shares_one_tunnel() {
+    use wsstream_test_support::proxies::ProxyServer;
     if !node_available() {
         return;
     }
     let certs = Certs::new();
-    let node = Peer::node(&certs.args());
-    let proxy = wsstream_test_support::proxies::ProxyServer::http_connect(None)
-        .await
+    // HTTP CONNECT, HTTP CONNECT over TLS (the proxy's certificate from the same test CA),
+    // and SOCKS5: the HTTP/2 connection runs through the tunnel the same way.
+    for kind in ["http", "https", "socks5"] {
+        let node = Peer::node(&certs.args());
+        let proxy = match kind {
+            "http" => ProxyServer::http_connect(None).await,
+            "https" => {
+                ProxyServer::https_connect(certs.ca.server(&["localhost"]).acceptor(), None).await
+            }
+            _ => ProxyServer::socks5(None).await,
+        }
         .unwrap();
-    let options = || certs.options().proxy(wsstream::Proxy::Url(proxy.url()));
-    let base = format!("wss://127.0.0.1:{}", node.port);
-    let mut a = open(&format!("{base}/a"), options()).await;
-    let mut b = open(&format!("{base}/b"), options()).await;
-    for ws in [&mut a, &mut b] {
-        assert_eq!(ws.info_version, http::Version::HTTP_2);
-        ws.echo(text("through the proxy")).await;
-    }
-    // One tunnel, one connection at the server, for both WebSockets.
-    assert_eq!(proxy.tunnels(), 1);
-    node.assert_connections(1);
-    // The same origin without the proxy is another connection.
-    let mut direct = open(
-        &format!("{base}/direct"),
-        certs.options().proxy(wsstream::Proxy::None),
-    )
-    .await;
-    direct.echo(text("direct")).await;
-    node.assert_connections(2);
-    for ws in [&a, &b, &direct] {
-        ws.close_cleanly().await;
+        let options = || certs.options().proxy(wsstream::Proxy::Url(proxy.url()));
+        let base = format!("wss://127.0.0.1:{}", node.port);
+        let mut a = open(&format!("{base}/a"), options()).await;
+        let mut b = open(&format!("{base}/b"), options()).await;
+        for ws in [&mut a, &mut b] {
+            assert_eq!(ws.info_version, http::Version::HTTP_2, "{kind}");
+            ws.echo(text("through the proxy")).await;
+        }
+        // One tunnel, one connection at the server, for both WebSockets.
+        assert_eq!(proxy.tunnels(), 1, "{kind}");
+        node.assert_connections(1);
+        // The same origin without the proxy is another connection.
+        let mut direct = open(
+            &format!("{base}/direct"),
+            certs.options().proxy(wsstream::Proxy::None),
+        )
+        .await;
+        direct.echo(text("direct")).await;
+        node.assert_connections(2);
+        for ws in [&a, &b, &direct] {
+            ws.close_cleanly().await;
+        }
     }
 }
 

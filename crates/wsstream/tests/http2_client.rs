@@ -211,11 +211,26 @@ fn sources<'a>(e: &'a (dyn Error + 'static)) -> Vec<&'a (dyn Error + 'static)> {
     all
 }
 
-/// The ConnectError behind a failed `opened`.
-fn connect_error(wss: &WebSocketStream, e: &wsstream::ConnectionError) -> String {
-    let _ = wss;
-    let ws = e.as_websocket_error().unwrap();
-    chain(&**ws)
+/// Opens `url` with `options` and expects `opened` to fail: the HTTP/2 error's kind when
+/// the `ConnectError` behind it is one, and the whole chain of errors, joined.
+async fn open_fails(
+    url: &str,
+    options: WebSocketStreamOptions,
+) -> (Option<Http2ErrorKind>, String) {
+    let wss = WebSocketStream::new(url, options).unwrap();
+    let error = tokio::time::timeout(DEADLINE, wss.opened())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let ws_error = error.as_websocket_error().unwrap();
+    let connect = sources(&**ws_error)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<ConnectError>());
+    let kind = match connect {
+        Some(ConnectError::Http2(h2)) => Some(h2.kind()),
+        _ => None,
+    };
+    (kind, chain(&**ws_error))
 }
 
 struct Open {
@@ -233,7 +248,10 @@ async fn open(url: &str, options: WebSocketStreamOptions) -> Open {
     let wss = WebSocketStream::new(url, options).unwrap();
     let info = match tokio::time::timeout(DEADLINE, wss.opened()).await.unwrap() {
         Ok(info) => info,
-        Err(e) => panic!("opening {url} failed: {}", connect_error(&wss, &e)),
+        Err(e) => panic!(
+            "opening {url} failed: {}",
+            chain(&**e.as_websocket_error().unwrap())
+        ),
     };
     Open {
         info_version: info.http_version(),
@@ -655,12 +673,7 @@ async fn redirects_are_followed_over_http2_when_allowed() {
     ws.close_cleanly().await;
     node.wait_line(|l| l == "closed /echo?redirected rst=0");
     // Not followed by default (as in the browser): the redirect fails the handshake.
-    let wss = WebSocketStream::new(&url, certs.options()).unwrap();
-    let error = tokio::time::timeout(DEADLINE, wss.opened())
-        .await
-        .unwrap()
-        .unwrap_err();
-    let error = connect_error(&wss, &error);
+    let (_, error) = open_fails(&url, certs.options()).await;
     assert!(error.contains("301"), "{error}");
 }
 
@@ -707,18 +720,13 @@ async fn auto_falls_back_when_the_server_refuses_the_extended_connect() {
         // Asked for HTTP/2 only, the refusal is the error.
         let node = Peer::node(&certs.args());
         let url = format!("wss://127.0.0.1:{}{path}", node.port);
-        let wss = WebSocketStream::new(
+        let (_, error) = open_fails(
             &url,
             certs
                 .options()
                 .http_version(HttpVersionPreference::Http2Only),
         )
-        .unwrap();
-        let error = tokio::time::timeout(DEADLINE, wss.opened())
-            .await
-            .unwrap()
-            .unwrap_err();
-        let error = connect_error(&wss, &error);
+        .await;
         match path {
             "/http11-required" => assert!(
                 error.contains("does not allow WebSockets over HTTP/2"),
@@ -778,26 +786,14 @@ async fn a_server_that_picks_http11_in_alpn_gets_http11_on_the_same_connection()
     ws.close_cleanly().await;
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     // HTTP/2 only: the server did not pick h2.
-    let wss = WebSocketStream::new(
+    let (kind, error) = open_fails(
         &url,
         certs
             .options()
             .http_version(HttpVersionPreference::Http2Only),
     )
-    .unwrap();
-    let error = tokio::time::timeout(DEADLINE, wss.opened())
-        .await
-        .unwrap()
-        .unwrap_err();
-    let ws_error = error.as_websocket_error().unwrap();
-    let connect = sources(&**ws_error)
-        .into_iter()
-        .find_map(|e| e.downcast_ref::<ConnectError>())
-        .unwrap();
-    let ConnectError::Http2(h2) = connect else {
-        panic!("not an HTTP/2 error: {}", chain(&**ws_error));
-    };
-    assert_eq!(h2.kind(), Http2ErrorKind::NotNegotiated);
+    .await;
+    assert_eq!(kind, Some(Http2ErrorKind::NotNegotiated), "{error}");
 }
 
 #[tokio::test]
@@ -810,30 +806,21 @@ async fn http2_only_fails_clearly_without_extended_connect() {
     args.push("--no-connect-protocol".into());
     let node = Peer::node(&args);
     let url = format!("wss://127.0.0.1:{}/echo", node.port);
-    let wss = WebSocketStream::new(
+    let (kind, error) = open_fails(
         &url,
         certs
             .options()
             .http_version(HttpVersionPreference::Http2Only),
     )
-    .unwrap();
-    let error = tokio::time::timeout(DEADLINE, wss.opened())
-        .await
-        .unwrap()
-        .unwrap_err();
-    let ws_error = error.as_websocket_error().unwrap();
-    let connect = sources(&**ws_error)
-        .into_iter()
-        .find_map(|e| e.downcast_ref::<ConnectError>())
-        .unwrap();
-    let ConnectError::Http2(h2) = connect else {
-        panic!("not an HTTP/2 error: {}", chain(&**ws_error));
-    };
-    assert_eq!(h2.kind(), Http2ErrorKind::ExtendedConnectNotSupported);
+    .await;
+    assert_eq!(
+        kind,
+        Some(Http2ErrorKind::ExtendedConnectNotSupported),
+        "{error}"
+    );
     assert!(
-        chain(&**ws_error).contains("does not allow WebSockets over HTTP/2"),
-        "{}",
-        chain(&**ws_error)
+        error.contains("does not allow WebSockets over HTTP/2"),
+        "{error}"
     );
 }
 
